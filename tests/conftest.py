@@ -14,7 +14,9 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def shared_data():
     """Path to ../shared/data; skips the test with the reason when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is absent (it lives beside the checkout)")
+        pytest.skip(
+            f"real data folder {SHARED_DATA} is absent (it lives beside the checkout)"
+        )
     return SHARED_DATA
 
 
