@@ -1,0 +1,281 @@
+"""The 4-D local-FFT signal: a power spectrum (signal) per window (navigation).
+
+Created by :func:`hyperspy_nanoml.local_fft_features`; registered with HyperSpy
+as signal_type ``"local_FFT"`` so ``hs.load`` of a saved result gives it back.
+"""
+
+import numpy as np
+from hyperspy._signals.lazy import LazySignal
+from hyperspy._signals.signal2d import Signal2D
+
+
+class LocalFFTSignal(Signal2D):
+    """Local (moving-window) Fourier spectra of an image.
+
+    Navigation axes are the window centres in the image's calibrated units,
+    signal axes the spatial frequency (1/units) with zero at the centre. After
+    :func:`~hyperspy_nanoml.local_fft_features` the NMF is in
+    ``learning_results``: loadings are the feature maps, factors the FFT
+    patterns. Besides HyperSpy's own ``get_decomposition_loadings()``,
+    ``get_decomposition_factors()`` and ``plot_decomposition_results()``, it
+    offers :meth:`loadings_on_image`, :meth:`segmentation`,
+    :meth:`save_report` and :meth:`export_imagej`.
+    """
+
+    _signal_type = "local_FFT"
+    _lazy = False
+
+    def _params(self):
+        """The parameters the features were computed with (``metadata.LocalFFT``)."""
+        if "LocalFFT" not in self.metadata:
+            raise RuntimeError(
+                "metadata.LocalFFT is missing: this signal was not made by "
+                "local_fft_features, so its window and image geometry are unknown"
+            )
+        return self.metadata.LocalFFT.as_dictionary()
+
+    # --- decomposition bookkeeping -------------------------------------------
+
+    def store_decomposition(self, W, H_half, choice=None):
+        """Store an NMF of the half-spectrum features in ``learning_results``.
+
+        Factors are expanded to the full centred spectrum and normalised to a
+        maximum of 1 (the scale goes into the loadings, NMF fixes it only up to
+        a factor per component).
+        """
+        from hyperspy_nanoml.imaging.local_fft import full_centred_spectrum
+
+        w = self._params()["window"]
+        k = H_half.shape[0]
+        factors = full_centred_spectrum(np.asarray(H_half).reshape(k, w, w // 2 + 1), w)
+        factors = factors.reshape(k, w * w)
+        peak = factors.max(axis=1)
+        peak[peak <= 0] = 1.0
+        lr = self.learning_results
+        lr.factors = (factors / peak[:, None]).T.astype(np.float32)
+        lr.loadings = (np.asarray(W) * peak[None, :]).astype(np.float32)
+        lr.decomposition_algorithm = "NMF (hyperspy_nanoml)"
+        lr.output_dimension = k
+        lr.poissonian_noise_normalized = False
+        lr.centre = None
+        lr.mean = None
+        lr.unfolded = False
+        lr.navigation_mask = None
+        lr.signal_mask = None
+        lr.explained_variance = None
+        lr.explained_variance_ratio = None
+        lr.nmf_component_choice = choice
+        self.metadata.set_item("LocalFFT.n_components", int(k))
+        if choice is not None:
+            self.metadata.set_item("LocalFFT.n_components_reason", choice.reason)
+
+    def _require_decomposition(self):
+        if self.learning_results.loadings is None:
+            raise RuntimeError(
+                "this local-FFT signal has no decomposition yet; run "
+                "hyperspy_nanoml.imaging.local_fft.decompose_features or call "
+                "local_fft_features(image) with decompose=True"
+            )
+
+    def normalized_loadings(self):
+        """Loadings as (k, ny, nx), each component scaled to a maximum of 1."""
+        self._require_decomposition()
+        ny, nx = self.axes_manager.navigation_shape[::-1]
+        L = np.asarray(self.learning_results.loadings).T.reshape(-1, ny, nx)
+        peak = L.max(axis=(1, 2), keepdims=True)
+        return L / np.where(peak > 0, peak, 1)
+
+    # --- maps on the image ---------------------------------------------------
+
+    def loadings_on_image(self, normalize=True, downsample=1):
+        """The loadings resampled (bilinear) onto the original image's pixel grid.
+
+        Returns a Signal2D stack of shape (k | H, W) with the image's own
+        calibration (lazy for a lazy result). Pixels nearer the edge than half
+        a window take the value of the nearest window centre. ``downsample``
+        (int) samples every n-th pixel block instead, for previews of big images.
+        """
+        self._require_decomposition()
+        L = self.normalized_loadings() if normalize else self._raw_loadings()
+        p = self._params()
+        ny, nx = self.axes_manager.navigation_shape[::-1]
+        H, W = p["image_shape"]
+        Ry = _interp_matrix(H, ny, p["step"], p["window"], downsample)
+        Rx = _interp_matrix(W, nx, p["step"], p["window"], downsample)
+        if self._lazy:
+            import dask.array as da
+
+            Ry = da.from_array(Ry, chunks=(4096, -1))
+            Rx = da.from_array(Rx, chunks=(4096, -1))
+            data = da.einsum("yi,kij,xj->kyx", Ry, L.astype(np.float32), Rx)
+        else:
+            data = np.einsum("yi,kij,xj->kyx", Ry, L.astype(np.float32), Rx, optimize=True)
+        return self._image_stack(data, "Loadings on image", downsample)
+
+    def _raw_loadings(self):
+        ny, nx = self.axes_manager.navigation_shape[::-1]
+        return np.asarray(self.learning_results.loadings).T.reshape(-1, ny, nx)
+
+    def _image_stack(self, data, title, downsample=1):
+        from hyperspy.signals import Signal2D as _S2
+
+        signal = _S2(data)
+        if hasattr(data, "dask"):
+            signal = signal.as_lazy()
+        image_axes = self._params()["image_axes"]
+        ax_k = signal.axes_manager.navigation_axes[0]
+        ax_k.name = "component"
+        for axis, key in zip(signal.axes_manager.signal_axes, ("x", "y"), strict=True):
+            cal = image_axes[key]
+            axis.name, axis.scale, axis.units = key, cal["scale"] * downsample, cal["units"]
+            axis.offset = cal["offset"] + cal["scale"] * (downsample - 1) / 2
+        signal.metadata.General.title = f"{title} ({self.metadata.General.title})"
+        return signal
+
+    def segmentation(self, on_image=False):
+        """Label of the dominant component per window (or per image pixel).
+
+        Loadings are normalised per component before the arg-max, since NMF
+        fixes each component only up to a scale. Returns a numpy int array
+        (ny, nx), or (H, W) with ``on_image=True``.
+        """
+        if on_image:
+            stack = self.loadings_on_image(normalize=True).data
+            return np.asarray(np.argmax(stack, axis=0)).astype(np.int16)
+        return np.argmax(self.normalized_loadings(), axis=0).astype(np.int16)
+
+    # --- outputs -------------------------------------------------------------
+
+    def save_report(self, filename, image=None):
+        """Write the PDF report: image, scree plot with the chosen number and
+        why, loadings overlaid on the image, segmentation, factors, parameters.
+
+        ``image`` (the analysed image, numpy or Signal2D) defaults to the one
+        the result was computed from, when it is still in memory.
+        """
+        from hyperspy_nanoml.report.local_fft_report import local_fft_report
+
+        self._require_decomposition()
+        return local_fft_report(self, filename, image=image)
+
+    def export_imagej(self, prefix):
+        """Write ``<prefix>_loadings.tif`` and ``<prefix>_factors.tif``.
+
+        Both are float32 ImageJ hyperstacks (one slice per component) with
+        their calibration: the loadings on the image's pixel grid in the
+        image's units, the factors in spatial frequency (1/units). Returns the
+        two paths.
+        """
+        from hyperspy_nanoml.report.imagej import write_imagej_stack
+
+        self._require_decomposition()
+        loadings = self.loadings_on_image(normalize=True)
+        if loadings._lazy:
+            loadings.compute(show_progressbar=False)
+        k = self.learning_results.output_dimension
+        sx, sy = self.axes_manager.signal_axes
+        factors = np.asarray(self.learning_results.factors).T.reshape(k, sy.size, sx.size)
+        ix, iy = loadings.axes_manager.signal_axes
+        paths = (
+            write_imagej_stack(
+                f"{prefix}_loadings.tif",
+                loadings.data,
+                spacing=(iy.scale, ix.scale),
+                origin=(iy.offset, ix.offset),
+                unit=ix.units,
+                labels=[f"component {i}" for i in range(k)],
+            ),
+            write_imagej_stack(
+                f"{prefix}_factors.tif",
+                factors,
+                spacing=(sy.scale, sx.scale),
+                origin=(sy.offset, sx.offset),
+                unit=sx.units,
+                labels=[f"component {i} FFT" for i in range(k)],
+            ),
+        )
+        return paths
+
+
+class LazyLocalFFTSignal(LazySignal, LocalFFTSignal):
+    """Lazy twin of :class:`LocalFFTSignal` (features computed on demand)."""
+
+    _lazy = True
+
+
+def _interp_matrix(n_pixels, n_windows, step, window, downsample=1):
+    """(n_pixels // downsample, n_windows) linear interpolation from window centres."""
+    centre0 = (window - 1) / 2.0
+    pixels = np.arange(n_pixels // downsample) * downsample + (downsample - 1) / 2.0
+    g = np.clip((pixels - centre0) / step, 0, n_windows - 1)
+    i0 = np.minimum(np.floor(g).astype(int), max(n_windows - 2, 0))
+    frac = (g - i0).astype(np.float32)
+    R = np.zeros((pixels.size, n_windows), np.float32)
+    rows = np.arange(pixels.size)
+    if n_windows == 1:
+        R[:, 0] = 1.0
+        return R
+    R[rows, i0] = 1.0 - frac
+    R[rows, i0 + 1] = frac
+    return R
+
+
+def build_local_fft_signal(X, grid, image_axes, params, image=None, data=None):
+    """Wrap the half-spectrum feature matrix ``X`` as a (lazy) LocalFFTSignal."""
+    from hyperspy_nanoml.imaging.local_fft import full_centred_spectrum
+
+    ny, nx = grid
+    w = params["window"]
+    nh = w // 2 + 1
+    lazy = hasattr(X, "dask")
+    if lazy:
+        half = X.reshape((ny, nx, w, nh))
+        full = half.map_blocks(
+            full_centred_spectrum,
+            w,
+            chunks=half.chunks[:2] + ((w,), (w,)),
+            dtype=np.float32,
+        )
+    else:
+        full = full_centred_spectrum(X.reshape(ny, nx, w, nh), w)
+    ycal, xcal = image_axes
+    step, centre = params["step"], (w - 1) / 2.0
+    kunit = f"1/{xcal['units']}"
+    axes = [
+        _axis("y", ny, ycal["scale"] * step, ycal["offset"] + ycal["scale"] * centre, ycal),
+        _axis("x", nx, xcal["scale"] * step, xcal["offset"] + xcal["scale"] * centre, xcal),
+    ]
+    for name, cal in (("ky", ycal), ("kx", xcal)):
+        kscale = 1.0 / (w * cal["scale"])
+        axes.append(
+            {
+                "name": name,
+                "size": w,
+                "scale": kscale,
+                "offset": -(w // 2) * kscale,
+                "units": kunit if cal is xcal else f"1/{cal['units']}",
+                "navigate": False,
+            }
+        )
+    cls = LazyLocalFFTSignal if lazy else LocalFFTSignal
+    signal = cls(full, axes=axes)
+    title = "image"
+    if image is not None and hasattr(image, "metadata"):
+        title = image.metadata.General.title or title
+    signal.metadata.General.title = f"Local FFT of {title}"
+    meta = dict(params)
+    meta["image_axes"] = {"y": ycal, "x": xcal}
+    signal.metadata.set_item("LocalFFT", meta)
+    signal._source_image = data  # for the report; not saved with the signal
+    return signal
+
+
+def _axis(name, size, scale, offset, cal):
+    return {
+        "name": name,
+        "size": size,
+        "scale": scale,
+        "offset": offset,
+        "units": cal["units"],
+        "navigate": True,
+    }
