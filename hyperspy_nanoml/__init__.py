@@ -18,6 +18,7 @@ _LAZY = {
     "choose_n_components": "hyperspy_nanoml.learn.n_components",
     "NMF": "hyperspy_nanoml.learn.nmf",
     "nmf": "hyperspy_nanoml.learn.nmf",
+    "nmf_decomposition": "hyperspy_nanoml.learn.decomposition",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

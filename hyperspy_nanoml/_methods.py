@@ -22,6 +22,13 @@ _ATTACHMENTS = [
         "hyperspy_nanoml.imaging.local_fft",
         "local_fft_features",
     ),
+    (
+        "hyperspy.signal",
+        "BaseSignal",
+        "nmf_decomposition",
+        "hyperspy_nanoml.learn.decomposition",
+        "nmf_decomposition",
+    ),
 ]
 
 attached = []  # (class, name) pairs actually attached, for introspection and tests

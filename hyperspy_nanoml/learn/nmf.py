@@ -84,6 +84,8 @@ class NMFResult:
         ``||w_j h_j||² / ||X||²`` per component (the order of the components).
     method : str
         Short description of what ran.
+    data_sq_norm : float
+        ``||X||²`` (float64), from the first pass.
     """
 
     W: np.ndarray
@@ -99,6 +101,7 @@ class NMFResult:
     error_history: np.ndarray = field(default_factory=lambda: np.zeros(0))
     explained_energy: np.ndarray = field(default_factory=lambda: np.zeros(0))
     method: str = ""
+    data_sq_norm: float = float("nan")
 
     @property
     def n_components(self):
@@ -660,6 +663,7 @@ def nmf(
         error_history=np.asarray(errors, dtype=np.float64),
         explained_energy=energy / xx,
         method=method,
+        data_sq_norm=xx,
     )
 
 

@@ -1,0 +1,379 @@
+"""``nmf_decomposition``: the NMF engine as a HyperSpy decomposition, eager or lazy.
+
+The result lands in ``signal.learning_results`` exactly where HyperSpy's own
+``decomposition()`` puts it, so ``plot_decomposition_results()``,
+``get_decomposition_loadings()``, ``get_decomposition_factors()`` and
+``get_decomposition_model()`` work unchanged.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["nmf_decomposition"]
+
+_BLOCK_BYTES = 64 * 2**20  # float32 bytes per row block of the unfolded lazy data
+
+
+def _array_axes(signal):
+    """Array indices of the navigation and signal axes, each in array order."""
+    am = signal.axes_manager
+    nav = sorted(ax.index_in_array for ax in am.navigation_axes)
+    sig = sorted(ax.index_in_array for ax in am.signal_axes)
+    return nav, sig
+
+
+def _shapes(signal):
+    nav, sig = _array_axes(signal)
+    shape = signal.data.shape
+    return tuple(shape[i] for i in nav), tuple(shape[i] for i in sig)
+
+
+def _unfold_data(signal):
+    """Data as (n_navigation, n_signal) without loading lazy data; whole signals per chunk.
+
+    For dask data the navigation axes after the first and all signal axes become one
+    chunk, and the first navigation axis is chunked so one block holds about
+    ``_BLOCK_BYTES`` of float32: a few large tasks per pass instead of thousands.
+    """
+    nav, sig = _array_axes(signal)
+    nav_shape, sig_shape = _shapes(signal)
+    n_nav = int(np.prod(nav_shape)) if nav_shape else 1
+    n_sig = int(np.prod(sig_shape)) if sig_shape else 1
+    data = signal.data
+    order = nav + sig
+    if order != list(range(data.ndim)):
+        data = data.transpose(order)
+    if signal._lazy:
+        if nav_shape:
+            inner = int(np.prod(nav_shape[1:])) if len(nav_shape) > 1 else 1
+            rows = max(1, _BLOCK_BYTES // max(1, inner * n_sig * 4))
+            first = min(nav_shape[0], rows)
+            chunks = (first,) + (-1,) * (data.ndim - 1)
+        else:
+            chunks = (-1,) * data.ndim
+        data = data.rechunk(chunks)
+    return data.reshape(n_nav, n_sig), nav_shape, sig_shape
+
+
+def _flat_mask(mask, signal, kind):
+    """HyperSpy mask (True = excluded) → flat bool in array order, or None."""
+    if mask is None:
+        return None
+    from hyperspy.signal import BaseSignal
+
+    nav_shape, sig_shape = _shapes(signal)
+    array_shape = nav_shape if kind == "navigation" else sig_shape
+    am = signal.axes_manager
+    display_shape = am.navigation_shape if kind == "navigation" else am.signal_shape
+    if isinstance(mask, BaseSignal):
+        arr = mask.data
+        if hasattr(arr, "compute"):
+            arr = arr.compute()
+        arr = np.asarray(arr)
+        if arr.shape != array_shape:
+            raise ValueError(
+                f"the {kind} mask signal has data shape {arr.shape}, expected {array_shape} "
+                f"(the {kind} shape of the signal in array order)"
+            )
+    else:
+        arr = mask.compute() if hasattr(mask, "compute") else mask
+        arr = np.asarray(arr)
+        if kind == "navigation" and arr.shape == tuple(display_shape) and arr.ndim > 1:
+            # HyperSpy's convention for numpy navigation masks: navigation_shape order
+            arr = arr.T
+        elif (
+            kind == "signal"
+            and arr.shape != array_shape
+            and arr.shape == tuple(display_shape)
+        ):
+            arr = arr.T
+        if arr.shape != array_shape and arr.size == int(np.prod(array_shape or (1,))):
+            if arr.ndim != 1:
+                raise ValueError(
+                    f"the {kind} mask has shape {arr.shape}; expected {array_shape} "
+                    f"(array order) or {tuple(display_shape)} (HyperSpy's {kind}_shape)"
+                )
+        elif arr.shape != array_shape:
+            raise ValueError(
+                f"the {kind} mask has shape {arr.shape}; expected {array_shape} "
+                f"(array order) or {tuple(display_shape)} (HyperSpy's {kind}_shape)"
+            )
+    if arr.dtype != bool:
+        if not np.isin(np.unique(arr), [0, 1]).all():
+            raise ValueError(f"the {kind} mask must be boolean (True = excluded)")
+        arr = arr.astype(bool)
+    return arr.ravel()
+
+
+def _nan_expand(arr, mask):
+    if mask is None:
+        return arr
+    out = np.full((mask.size, arr.shape[1]), np.nan, dtype=arr.dtype)
+    out[~mask] = arr
+    return out
+
+
+def nmf_decomposition(
+    signal,
+    n_components="auto",
+    *,
+    normalize_poissonian_noise=False,
+    signal_mask=None,
+    navigation_mask=None,
+    random_state=None,
+    max_iter=500,
+    tol=1e-5,
+    max_passes=None,
+    compression="auto",
+    max_components=None,
+    show_progressbar=None,
+    print_info=True,
+):
+    """Non-negative matrix factorisation of any HyperSpy signal, eager or lazy.
+
+    The navigation axes become the rows (patterns, spectra) and the signal axes the
+    columns of ``X ≈ W H``; lazy data are reshaped and rechunked, never loaded (see
+    :func:`hyperspy_nanoml.learn.nmf.nmf` for the passes over the data). The results
+    fill ``signal.learning_results`` as HyperSpy's ``decomposition()`` does:
+    ``factors`` (n_signal × k, the components ``H``), ``loadings`` (n_navigation × k,
+    the maps ``W``), masked rows/columns as NaN.
+
+    Components are normalised for reporting: each factor has a maximum of 1 (its
+    scale moved into the loadings, so a loading reads as "intensity of this pattern")
+    and they are ordered by decreasing explained variance.
+
+    Parameters
+    ----------
+    signal : hyperspy.signal.BaseSignal
+        Non-negative data (counts, intensities). Integer data are converted to
+        float32 block by block.
+    n_components : int or "auto"
+        ``"auto"`` uses :func:`hyperspy_nanoml.learn.n_components.choose_n_components`
+        on the (masked, normalised) data; the evidence is stored as
+        ``signal.learning_results.nmf_component_choice``.
+    normalize_poissonian_noise : bool
+        Scale ``X`` by ``1/sqrt(aG ⊗ bH)`` (row and column sums; Keenan & Kotula 2004,
+        Surf. Interface Anal. 36:203) before the factorisation, and undo it on the
+        factors and loadings afterwards. One extra pass for lazy data.
+    signal_mask, navigation_mask : numpy.ndarray or BaseSignal, optional
+        True where channels / navigation positions are *excluded* (HyperSpy's
+        convention; a numpy navigation mask is in ``navigation_shape`` order as in
+        ``decomposition``, a signal, or a flat array in array order, is also accepted).
+    random_state : None, int or numpy.random.RandomState
+        Makes the result deterministic.
+    max_iter, tol, max_passes, compression
+        See :func:`hyperspy_nanoml.learn.nmf.nmf`.
+    max_components : int, optional
+        Upper bound for ``n_components="auto"``.
+    show_progressbar : bool, optional
+        Default: HyperSpy's preference.
+    print_info : bool
+        Print a summary like ``decomposition()`` does.
+
+    Returns
+    -------
+    hyperspy_nanoml.learn.nmf.NMFResult
+        The engine's result (passes, errors), with ``W``/``H`` before masking and
+        scaling; the signal's ``learning_results`` holds the HyperSpy view.
+
+    Examples
+    --------
+    >>> s.nmf_decomposition(3, random_state=0)  # doctest: +SKIP
+    >>> s.plot_decomposition_results()  # doctest: +SKIP
+    """
+    from hyperspy.learn.mva import LearningResults
+
+    from hyperspy_nanoml.learn.nmf import _is_dask, nmf
+
+    if signal.axes_manager.navigation_dimension == 0:
+        raise ValueError(
+            "nmf_decomposition needs a signal with navigation axes (several patterns or "
+            "spectra); this signal has navigation_dimension 0. Use s.transpose() or "
+            "stack several signals."
+        )
+    signal._check_navigation_mask(navigation_mask)
+    signal._check_signal_mask(signal_mask)
+    X, nav_shape, sig_shape = _unfold_data(signal)
+    n_nav, n_sig = X.shape
+    nav_mask = _flat_mask(navigation_mask, signal, "navigation")
+    sig_mask = _flat_mask(signal_mask, signal, "signal")
+    keep_rows = None if nav_mask is None else np.flatnonzero(~nav_mask)
+    keep_cols = None if sig_mask is None else np.flatnonzero(~sig_mask)
+    if (keep_rows is not None and keep_rows.size == 0) or (
+        keep_cols is not None and keep_cols.size == 0
+    ):
+        which = (
+            "navigation_mask"
+            if keep_rows is not None and keep_rows.size == 0
+            else "signal_mask"
+        )
+        raise ValueError(
+            f"All the data are masked: {which} excludes every position "
+            "(True = excluded); change the mask."
+        )
+    Xk = X
+    if keep_cols is not None:
+        Xk = Xk[:, keep_cols]
+    if keep_rows is not None:
+        Xk = Xk[keep_rows]
+    lazy = _is_dask(Xk)
+    extra_passes = 0
+
+    # Poisson normalisation (Keenan & Kotula 2004), block-wise for lazy data
+    root_aG = root_bH = total_sq = None
+    if normalize_poissonian_noise:
+        Xk, root_aG, root_bH, total_sq = _poisson_scale(Xk, lazy)
+        extra_passes += 1
+
+    choice = None
+    if isinstance(n_components, str):
+        if n_components != "auto":
+            raise ValueError(
+                f"n_components must be an integer or 'auto', not {n_components!r}"
+            )
+        from hyperspy_nanoml.learn.n_components import choose_n_components
+
+        choice = choose_n_components(
+            Xk, max_components=max_components, random_state=random_state
+        )
+        k = int(choice.n_components)
+    elif isinstance(n_components, numbers.Integral) and not isinstance(n_components, bool):
+        k = int(n_components)
+    else:
+        raise TypeError(
+            f"n_components must be an integer or 'auto', not {n_components!r} "
+            f"({type(n_components).__name__})"
+        )
+
+    res = nmf(
+        Xk,
+        k,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=random_state,
+        compression=compression,
+        max_passes=max_passes,
+        show_progressbar=show_progressbar,
+    )
+
+    W = res.W.astype(np.float64)
+    H = res.H.astype(np.float64)
+    if normalize_poissonian_noise:
+        W *= root_aG[:, None]
+        H *= root_bH[None, :]
+    # normalise for reporting: each factor max 1, its scale into the loadings
+    hmax = H.max(axis=1)
+    hmax[hmax <= 0] = 1.0
+    H /= hmax[:, None]
+    W *= hmax[None, :]
+    energy = np.einsum("ij,ij->j", W, W) * np.einsum("ij,ij->i", H, H)
+    order = np.argsort(-energy, kind="stable")
+    W, H, energy = W[:, order], H[order], energy[order]
+    total = res.data_sq_norm if total_sq is None else total_sq
+
+    factors = _nan_expand(np.ascontiguousarray(H.T, dtype=np.float32), sig_mask)
+    loadings = _nan_expand(np.ascontiguousarray(W, dtype=np.float32), nav_mask)
+    n_rows = W.shape[0]
+
+    target = LearningResults()
+    target.factors = factors
+    target.loadings = loadings
+    target.explained_variance = energy / n_rows
+    target.explained_variance_ratio = energy / total if total > 0 else energy * np.nan
+    target.number_significant_components = k
+    target.decomposition_algorithm = "hyperspy_nanoml NMF"
+    target.poissonian_noise_normalized = bool(normalize_poissonian_noise)
+    target.output_dimension = k
+    target.unfolded = len(nav_shape) > 1 or len(sig_shape) > 1
+    if target.unfolded:
+        target.original_shape = tuple(signal.data.shape)
+    target.centre = None
+    target.mean = None
+    target.unmixing_matrix = None
+    target.bss_algorithm = None
+    target.navigation_mask = nav_mask
+    target.signal_mask = sig_mask
+    target.nmf_component_choice = choice
+    target.nmf_result = res
+    lr = signal.learning_results
+    # forget attributes of a previous decomposition that this one does not set
+    for name in ("bss_factors", "bss_loadings", "unmixing_matrix"):
+        if hasattr(lr, name):
+            setattr(lr, name, None)
+    lr.__dict__.update(target.__dict__)
+
+    passes = res.passes + extra_passes + (choice is not None and lazy)
+    record = {
+        "algorithm": "NMF (hyperspy_nanoml, " + res.method + ")",
+        "n_components": k,
+        "n_components_method": "auto: " + choice.reason if choice is not None else "given",
+        "normalize_poissonian_noise": bool(normalize_poissonian_noise),
+        "navigation_mask": nav_mask is not None,
+        "signal_mask": sig_mask is not None,
+        "random_state": random_state if isinstance(random_state, int | None) else "object",
+        "relative_reconstruction_error": float(res.reconstruction_error),
+        "converged": bool(res.converged),
+        "passes_over_data": int(passes),
+        "iterations": int(res.n_iter),
+        "lazy": bool(lazy),
+    }
+    signal.metadata.set_item("Processing.nmf_decomposition", record)
+    if print_info:
+        lines = [
+            "Decomposition info:",
+            f"  normalize_poissonian_noise={bool(normalize_poissonian_noise)}",
+            "  algorithm=NMF (hyperspy_nanoml)",
+            f"  output_dimension={k}"
+            + (" (chosen automatically)" if choice is not None else ""),
+            "  centre=None",
+            f"  relative error={res.reconstruction_error:.4g}, converged={res.converged}, "
+            f"{passes} passes over the data",
+        ]
+        if choice is not None:
+            lines.append("  " + choice.reason)
+        print("\n".join(lines))
+    return res
+
+
+def _poisson_scale(Xk, lazy):
+    """Keenan-Kotula scaling ``X / sqrt(aG ⊗ bH)`` (lazy stays lazy; one pass for the sums)."""
+    if lazy:
+        import dask
+        import dask.array as da
+
+        Xf = Xk.astype(np.float32) if Xk.dtype != np.float32 else Xk
+        aG, bH, mn, sq = dask.compute(
+            Xf.sum(axis=1, dtype=np.float64),
+            Xf.sum(axis=0, dtype=np.float64),
+            Xf.min(),
+            (Xf.astype(np.float64) ** 2).sum(),
+        )
+    else:
+        Xf = np.asarray(Xk, dtype=np.float32)
+        aG = Xf.sum(axis=1, dtype=np.float64)
+        bH = Xf.sum(axis=0, dtype=np.float64)
+        mn = Xf.min()
+        sq = float(np.einsum("ij,ij->", Xf, Xf, dtype=np.float64))
+    if not np.isfinite(aG).all():
+        raise ValueError(
+            "the data contain NaN or infinite values; replace them or exclude them "
+            "with navigation_mask / signal_mask before normalize_poissonian_noise"
+        )
+    if mn < 0:
+        raise ValueError(
+            f"negative values found (minimum {float(mn):.4g}): Poisson normalisation and "
+            "NMF need non-negative counts; clip them (s.data.clip(0)) or offset the data"
+        )
+    aG = np.where(aG > 0, aG, 1.0)
+    bH = np.where(bH > 0, bH, 1.0)
+    root_aG, root_bH = np.sqrt(aG), np.sqrt(bH)
+    ia = (1.0 / root_aG).astype(np.float32)
+    ib = (1.0 / root_bH).astype(np.float32)
+    if lazy:
+        Xs = Xf * da.from_array(ia[:, None], chunks=(Xf.chunks[0], 1)) * ib[None, :]
+    else:
+        Xs = Xf * ia[:, None] * ib[None, :]
+    return Xs, root_aG, root_bH, float(sq)
