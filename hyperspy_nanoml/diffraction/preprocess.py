@@ -1,0 +1,361 @@
+"""Preparing scanning (precession) electron diffraction data for NMF.
+
+Every function works on eager and lazy signals; lazy input gives lazy output
+(dask arrays mapped block by block, never computed whole). The only pass over
+the data is the mean pattern that :func:`find_direct_beam` needs.
+
+Pixel coordinates are ``(x, y) = (column, row)`` of the pattern, the centre of
+pixel ``(row, col)`` being at ``(col, row)``. Masks follow HyperSpy's
+convention for ``decomposition(signal_mask=...)``: ``True`` = excluded.
+
+Poisson normalisation is not done here: it is an option of the NMF
+(``nmf_decomposition(normalize_poissonian_noise=True)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "as_float32",
+    "bin_reciprocal",
+    "direct_beam_mask",
+    "find_direct_beam",
+    "mean_pattern",
+    "preprocess_sped",
+]
+
+
+def _is_lazy(signal):
+    return bool(getattr(signal, "_lazy", False))
+
+
+def _check_signal(signal, *, need_navigation=True, what="this function"):
+    from hyperspy.signal import BaseSignal
+
+    if not isinstance(signal, BaseSignal):
+        raise TypeError(
+            f"{what} needs a HyperSpy/pyxem signal (e.g. ElectronDiffraction2D), "
+            f"got {type(signal).__name__}"
+        )
+    am = signal.axes_manager
+    if am.signal_dimension != 2:
+        raise ValueError(
+            f"{what} needs diffraction patterns, i.e. a signal with 2 signal dimensions "
+            f"(a 4D-STEM/SPED dataset); {signal} has signal dimension "
+            f"{am.signal_dimension}. Use `s.as_signal2D((2, 3))` or "
+            "`s.set_signal_type('electron_diffraction')` on a 4D array first."
+        )
+    if need_navigation and am.navigation_dimension == 0:
+        raise ValueError(
+            f"{what} needs a scan (navigation axes); {signal} is a single pattern "
+            "with no navigation axes, there is nothing to decompose"
+        )
+    if not (
+        np.issubdtype(signal.data.dtype, np.integer)
+        or np.issubdtype(signal.data.dtype, np.floating)
+    ):
+        raise TypeError(
+            f"{what} needs real-valued counts, got data of dtype {signal.data.dtype}"
+        )
+
+
+def _signal_shape(signal_or_shape):
+    """Signal shape in array order (rows, columns)."""
+    if hasattr(signal_or_shape, "axes_manager"):
+        am = signal_or_shape.axes_manager
+        if am.signal_dimension != 2:
+            raise ValueError(
+                f"need a signal with 2 signal dimensions, got {am.signal_dimension}"
+            )
+        return tuple(int(n) for n in reversed(am.signal_shape))
+    shape = tuple(int(n) for n in signal_or_shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(
+            f"a pattern shape must be two positive ints, got {signal_or_shape!r}"
+        )
+    return shape
+
+
+def mean_pattern(signal, *, show_progressbar=None):
+    """The mean diffraction pattern (float64, array order), one pass over the data."""
+    _check_signal(signal, need_navigation=False, what="mean_pattern")
+    data = signal.data
+    nav_axes = tuple(range(data.ndim - 2))
+    if not nav_axes:
+        return np.asarray(data, dtype=np.float64)
+    if _is_lazy(signal):
+        import dask.array as da
+
+        from hyperspy_nanoml._progress import show_progressbar_default
+
+        mean = da.mean(data, axis=nav_axes, dtype=np.float64)
+        if show_progressbar_default(show_progressbar):
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar():
+                return np.asarray(mean.compute())
+        return np.asarray(mean.compute())
+    return np.asarray(data.mean(axis=nav_axes, dtype=np.float64))
+
+
+def _beam_from_mean(mean, min_contrast=5.0):
+    """(centre (x, y), mask radius, half-maximum radius) from a mean pattern."""
+    mean = np.asarray(mean, dtype=np.float64)
+    if not np.all(np.isfinite(mean)):
+        raise ValueError("the mean pattern holds NaN or inf values; cannot find the beam")
+    rows, cols = mean.shape
+    background = float(np.median(mean))
+    smooth = ndimage.gaussian_filter(mean, 1.0)
+    pr, pc = np.unravel_index(np.argmax(smooth), smooth.shape)
+    window = mean[max(pr - 1, 0) : pr + 2, max(pc - 1, 0) : pc + 2]
+    level = float(window.max()) - background
+    if not level > 0:
+        raise ValueError(
+            "direct beam not found: the mean pattern is flat (max = median = "
+            f"{background:.3g})"
+        )
+    above = mean - background > 0.5 * level
+    labels, _ = ndimage.label(above)
+    blob = labels == labels[pr, pc] if labels[pr, pc] else None
+    if blob is None:
+        # the smoothed maximum fell beside the raw half-maximum region
+        rr, cc = np.unravel_index(np.argmax(np.where(above, mean, -np.inf)), mean.shape)
+        blob = labels == labels[rr, cc]
+    area = int(blob.sum())
+    r_half = float(np.sqrt(area / np.pi))
+    blob_rows, blob_cols = np.nonzero(blob)
+    if (
+        area > 0.1 * mean.size
+        or blob_rows.min() == 0
+        or blob_cols.min() == 0
+        or blob_rows.max() == rows - 1
+        or blob_cols.max() == cols - 1
+    ):
+        raise ValueError(
+            "direct beam not found: the brightest region of the mean pattern "
+            f"({area} px above half maximum) touches the pattern edge or covers more "
+            "than 10 % of it; pass mask_direct_beam=False or give the beam yourself "
+            "with direct_beam_mask(signal, centre, radius)"
+        )
+    yy, xx = np.indices(mean.shape, dtype=np.float64)
+    weights = np.clip(mean - background, 0.0, None)
+    cx, cy = float(blob_cols.mean()), float(blob_rows.mean())
+    reach = r_half + max(2.0, 0.5 * r_half)
+    for _ in range(3):  # centre of mass in a disk around the current estimate
+        inside = (xx - cx) ** 2 + (yy - cy) ** 2 <= reach**2
+        w = weights * inside
+        cx = float((w * xx).sum() / w.sum())
+        cy = float((w * yy).sum() / w.sum())
+    # contrast: the beam must dominate everything away from it
+    distance = np.hypot(xx - cx, yy - cy)
+    far = distance > 2.0 * reach + 2.0
+    floor = float(np.percentile(np.abs(mean[far] - background), 99.5)) if far.any() else 0.0
+    if level < min_contrast * max(floor, 1e-12 * level):
+        raise ValueError(
+            "direct beam not found: the brightest spot of the mean pattern is only "
+            f"{level / max(floor, 1e-300):.1f}x brighter than the rest of the pattern "
+            f"(need {min_contrast}x); pass mask_direct_beam=False if the data hold no "
+            "direct beam"
+        )
+    # mask radius: where the radial profile of the beam falls to the level of the
+    # diffraction (90th percentile of the pattern away from the beam)
+    diffraction = float(np.percentile(mean[far] - background, 90)) if far.any() else 0.0
+    threshold = max(diffraction, 1e-3 * level)
+    radius = r_half + 1.0
+    edges = np.arange(np.floor(r_half), min(rows, cols) / 4.0, 0.5)
+    for r in edges:
+        ring = (distance >= r) & (distance < r + 1.0)
+        if ring.any() and np.mean(mean[ring] - background) < threshold:
+            radius = max(radius, float(r) + 0.5)
+            break
+    else:
+        radius = max(radius, float(edges[-1]) + 0.5) if edges.size else radius
+    return (cx, cy), radius, r_half
+
+
+def find_direct_beam(signal, *, min_contrast=5.0, show_progressbar=None):
+    """Find the direct beam in the mean pattern of ``signal`` (one pass over the data).
+
+    The beam is the brightest compact blob of the mean pattern: its pixels above
+    half maximum give a first position and the disk radius; the centre is then
+    refined (subpixel) as the centre of mass of the background-subtracted mean
+    pattern in a disk around it. The returned radius is the suggested mask
+    radius: where the beam's radial profile (disk and halo) falls to the level
+    of the diffracted signal.
+
+    Parameters
+    ----------
+    signal : BaseSignal with 2 signal dimensions, eager or lazy
+    min_contrast : float
+        How much brighter than everything away from it the beam must be.
+    show_progressbar : bool, optional
+
+    Returns
+    -------
+    centre : ndarray, shape (2,)
+        ``(x, y)`` in pixels (column, row).
+    radius : float
+        Suggested mask radius in pixels.
+
+    Raises
+    ------
+    ValueError
+        If no compact, dominant bright blob is found (no beam in the data).
+    """
+    _check_signal(signal, need_navigation=False, what="find_direct_beam")
+    mean = mean_pattern(signal, show_progressbar=show_progressbar)
+    centre, radius, _ = _beam_from_mean(mean, min_contrast=min_contrast)
+    return np.array(centre), radius
+
+
+def direct_beam_mask(signal_or_shape, centre, radius):
+    """Boolean mask of the direct beam over the pattern, ``True`` = excluded.
+
+    Parameters
+    ----------
+    signal_or_shape : signal with 2 signal dimensions, or (rows, columns)
+    centre : (x, y)
+        Beam centre in pixels (column, row).
+    radius : float
+        Pixels whose centre lies within ``radius`` of ``centre`` are masked.
+
+    Returns
+    -------
+    ndarray of bool, shape (rows, columns)
+        Usable as ``signal_mask`` of ``decomposition``/``nmf_decomposition``.
+    """
+    shape = _signal_shape(signal_or_shape)
+    centre = np.asarray(centre, dtype=np.float64).ravel()
+    if centre.shape != (2,) or not np.all(np.isfinite(centre)):
+        raise ValueError(f"centre must be (x, y) pixel coordinates, got {centre!r}")
+    if not (np.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius must be a positive number of pixels, got {radius!r}")
+    yy, xx = np.indices(shape, dtype=np.float64)
+    return (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= float(radius) ** 2
+
+
+def bin_reciprocal(signal, factor):
+    """Sum ``factor`` x ``factor`` pixel blocks of every pattern (lazy stays lazy).
+
+    Trailing rows/columns that do not fill a block are dropped. The result is
+    ``float32`` (sums of counts are exact in float32 up to 2**24), the signal
+    axes keep their units with ``scale * factor`` and an offset at the centre of
+    the first new pixel, so calibrated positions are preserved.
+    """
+    _check_signal(signal, need_navigation=False, what="bin_reciprocal")
+    if not isinstance(factor, (int, np.integer)) or factor < 1:
+        raise ValueError(f"the binning factor must be a positive int, got {factor!r}")
+    factor = int(factor)
+    rows, cols = _signal_shape(signal)
+    if factor > min(rows, cols):
+        raise ValueError(
+            f"binning factor {factor} is larger than the patterns ({rows} x {cols} px)"
+        )
+    if factor == 1:
+        return as_float32(signal)
+    keep_cols, keep_rows = cols - cols % factor, rows - rows % factor
+    if (keep_rows, keep_cols) != (rows, cols):
+        signal = signal.isig[:keep_cols, :keep_rows]
+    nav = signal.axes_manager.navigation_dimension
+    return signal.rebin(scale=(1,) * nav + (factor, factor), dtype=np.float32)
+
+
+def as_float32(signal):
+    """A new signal with the data as ``float32`` (lazy: converted block by block)."""
+    data = signal.data
+    if _is_lazy(signal):
+        new = data if data.dtype == np.float32 else data.astype(np.float32)
+    else:
+        new = np.asarray(data, dtype=np.float32)
+        if new is data:
+            new = data.copy()
+    return signal._deepcopy_with_new_data(new)
+
+
+def preprocess_sped(
+    signal,
+    *,
+    mask_direct_beam=True,
+    beam_radius=None,
+    binning=1,
+    min_contrast=5.0,
+    show_progressbar=None,
+):
+    """Prepare a SPED/4D-STEM signal for NMF: bin, convert to float32, mask the beam.
+
+    Parameters
+    ----------
+    signal : signal with 2 signal dimensions and at least one navigation axis
+        E.g. a (lazy) pyxem ``ElectronDiffraction2D``; not modified.
+    mask_direct_beam : bool
+        Find the direct beam (one pass over the data) and return a mask of it.
+    beam_radius : float, optional
+        Mask radius in pixels of the *input* patterns (before binning); by
+        default the radius suggested by :func:`find_direct_beam`.
+    binning : int
+        Reciprocal-space binning factor (:func:`bin_reciprocal`).
+    min_contrast : float
+        Passed to :func:`find_direct_beam`.
+    show_progressbar : bool, optional
+
+    Returns
+    -------
+    processed : signal
+        Float32 (lazy if the input is lazy), binned; ``metadata.Signal.
+        nanoml_preprocessing`` records what was done.
+    signal_mask : ndarray of bool or None
+        ``True`` on the direct beam (pattern shape, array order); ``None`` if
+        ``mask_direct_beam`` is False.
+    info : dict
+        ``binning``, ``direct_beam_centre`` (x, y px of the processed patterns),
+        ``direct_beam_centre_calibrated`` (axis units), ``direct_beam_radius``
+        (px), ``radius_source``, ``masked_pixels``, ``dtype_in``, ``lazy``,
+        ``pattern_shape``.
+    """
+    _check_signal(signal, what="preprocess_sped")
+    if not isinstance(binning, (int, np.integer)) or binning < 1:
+        raise ValueError(f"binning must be a positive int, got {binning!r}")
+    dtype_in = str(signal.data.dtype)
+    processed = bin_reciprocal(signal, int(binning))
+    info = {
+        "binning": int(binning),
+        "dtype_in": dtype_in,
+        "dtype_out": "float32",
+        "lazy": _is_lazy(processed),
+        "pattern_shape": _signal_shape(processed),
+        "direct_beam_masked": bool(mask_direct_beam),
+    }
+    signal_mask = None
+    if mask_direct_beam:
+        centre, radius = find_direct_beam(
+            processed, min_contrast=min_contrast, show_progressbar=show_progressbar
+        )
+        if beam_radius is not None:
+            if not (np.isfinite(beam_radius) and beam_radius > 0):
+                raise ValueError(
+                    f"beam_radius must be a positive number of pixels, got {beam_radius!r}"
+                )
+            radius = float(beam_radius) / binning
+            info["radius_source"] = "given"
+        else:
+            info["radius_source"] = "estimated"
+        signal_mask = direct_beam_mask(processed, centre, radius)
+        kx, ky = processed.axes_manager.signal_axes
+        info.update(
+            direct_beam_centre=(float(centre[0]), float(centre[1])),
+            direct_beam_centre_calibrated=(
+                float(kx.offset + kx.scale * centre[0]),
+                float(ky.offset + ky.scale * centre[1]),
+            ),
+            direct_beam_radius=float(radius),
+            direct_beam_radius_calibrated=float(radius * kx.scale),
+            units=str(kx.units),
+            masked_pixels=int(signal_mask.sum()),
+        )
+    processed.metadata.set_item(
+        "Signal.nanoml_preprocessing",
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.items()},
+    )
+    return processed, signal_mask, info

@@ -1,0 +1,181 @@
+"""SPED preprocessing: direct beam, mask, binning, float conversion, laziness, errors."""
+
+import dask.array as da
+import numpy as np
+import pytest
+from dask.callbacks import Callback
+
+from hyperspy_nanoml.data.sped import make_sped_phases
+from hyperspy_nanoml.diffraction.preprocess import (
+    as_float32,
+    bin_reciprocal,
+    direct_beam_mask,
+    find_direct_beam,
+    preprocess_sped,
+)
+
+
+@pytest.fixture(scope="module")
+def eager():
+    return make_sped_phases((24, 24), 64, random_state=0)
+
+
+@pytest.fixture
+def lazy():
+    return make_sped_phases((24, 24), 64, random_state=0, lazy=True, chunk_patterns=96)
+
+
+class _LargestResult(Callback):
+    """Records the largest array any dask task produced."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        self.largest = max(self.largest, getattr(result, "nbytes", 0))
+
+
+@pytest.mark.parametrize("n_phases", [1, 3, 4])
+@pytest.mark.parametrize("pattern_size", [48, 64, 128])
+def test_beam_centre_found(n_phases, pattern_size):
+    s, truth = make_sped_phases((12, 12), pattern_size, n_phases=n_phases, random_state=1)
+    centre, radius = find_direct_beam(s)
+    assert np.hypot(*(centre - truth.direct_beam_centre)) < 0.5
+    assert truth.direct_beam_radius + 1 <= radius <= pattern_size / 4
+
+
+def test_mask_covers_the_beam(eager):
+    s, truth = eager
+    centre, radius = find_direct_beam(s)
+    mask = direct_beam_mask(s, centre, radius)
+    assert mask.shape == (64, 64) and mask.dtype == bool
+    yy, xx = np.indices((64, 64))
+    disk = np.hypot(xx - truth.direct_beam_centre[0], yy - truth.direct_beam_centre[1])
+    assert mask[disk <= truth.direct_beam_radius + 0.5].all()
+    beam = truth.direct_beam
+    assert beam[~mask].sum() < 0.01 * beam.sum()
+    # the first spots (111 at ~8 px) stay visible
+    assert mask.sum() < np.pi * 7.5**2
+    # same mask from a shape; True = excluded, at the centre
+    np.testing.assert_array_equal(direct_beam_mask((64, 64), centre, radius), mask)
+    cx, cy = np.round(truth.direct_beam_centre).astype(int)
+    assert mask[cy, cx] and not mask[0, 0]
+
+
+def test_mask_argument_errors():
+    with pytest.raises(ValueError, match="radius"):
+        direct_beam_mask((8, 8), (4, 4), 0)
+    with pytest.raises(ValueError, match="centre"):
+        direct_beam_mask((8, 8), (4, 4, 1), 2)
+    with pytest.raises(ValueError, match="shape"):
+        direct_beam_mask((8,), (4, 4), 2)
+
+
+def test_binning_keeps_calibration(eager):
+    s, truth = eager
+    b = bin_reciprocal(s, 2)
+    assert b.data.shape == (24, 24, 32, 32) and b.data.dtype == np.float32
+    assert b.data.sum(dtype=np.float64) == s.data.sum(dtype=np.float64)
+    for old, new in zip(
+        s.axes_manager.signal_axes, b.axes_manager.signal_axes, strict=True
+    ):
+        assert new.units == old.units and new.name == old.name
+        assert new.scale == pytest.approx(2 * old.scale)
+        # the centre of new pixel 0 is the mean of old pixels 0 and 1
+        assert new.offset == pytest.approx(old.offset + old.scale / 2)
+    # the beam keeps its calibrated position
+    ax = s.axes_manager.signal_axes
+    true_k = [
+        a.offset + a.scale * c for a, c in zip(ax, truth.direct_beam_centre, strict=True)
+    ]
+    centre, _ = find_direct_beam(b)
+    found_k = [
+        a.offset + a.scale * c
+        for a, c in zip(b.axes_manager.signal_axes, centre, strict=True)
+    ]
+    np.testing.assert_allclose(found_k, true_k, atol=0.5 * ax[0].scale)
+    # factors that do not divide the pattern drop the last pixels
+    b3 = bin_reciprocal(s, 3)
+    assert b3.data.shape == (24, 24, 21, 21)
+    assert b3.axes_manager.signal_axes[0].scale == pytest.approx(3 * ax[0].scale)
+    assert (
+        b.axes_manager.navigation_axes[0].scale == s.axes_manager.navigation_axes[0].scale
+    )
+
+
+def test_float32_conversion(eager):
+    s, _ = eager
+    f = as_float32(s)
+    assert f.data.dtype == np.float32 and s.data.dtype == np.uint16
+    np.testing.assert_array_equal(f.data, s.data)
+    g = as_float32(f)
+    assert g.data is not f.data  # always a new signal, never a view of the input
+
+
+def test_lazy_stays_lazy(lazy, eager):
+    s, truth = lazy
+    whole = s.data.nbytes * 2  # float32
+    watcher = _LargestResult()
+    with watcher:
+        processed, mask, info = preprocess_sped(s, binning=2)
+    assert processed._lazy and isinstance(processed.data, da.Array)
+    assert processed.data.dtype == np.float32
+    assert processed.data.chunks[2:] == ((32,), (32,))
+    assert info["lazy"] is True
+    assert 0 < watcher.largest <= whole / 4  # one chunk at a time, never the whole
+    # lazy and eager give the same processed data and mask
+    e_processed, e_mask, e_info = preprocess_sped(eager[0], binning=2)
+    assert not e_processed._lazy
+    np.testing.assert_array_equal(mask, e_mask)
+    with watcher:
+        np.testing.assert_array_equal(processed.data.compute(), e_processed.data)
+    assert e_info["direct_beam_centre"] == pytest.approx(info["direct_beam_centre"])
+
+
+def test_preprocess_info_and_radius(eager):
+    s, truth = eager
+    processed, mask, info = preprocess_sped(s)
+    assert (
+        np.hypot(*(np.array(info["direct_beam_centre"]) - truth.direct_beam_centre)) < 0.5
+    )
+    assert info["binning"] == 1 and info["radius_source"] == "estimated"
+    assert info["masked_pixels"] == mask.sum()
+    assert info["dtype_in"] == "uint16" and info["units"] == "1/nm"
+    kx = s.axes_manager.signal_axes[0]
+    assert info["direct_beam_centre_calibrated"][0] == pytest.approx(
+        kx.offset + kx.scale * truth.direct_beam_centre[0], abs=0.5 * kx.scale
+    )
+    assert processed.metadata.Signal.nanoml_preprocessing.binning == 1
+    assert s.data.dtype == np.uint16  # the input is untouched
+    # a given radius is in input pixels, divided by the binning
+    _, mask2, info2 = preprocess_sped(s, beam_radius=8.0, binning=2)
+    assert info2["direct_beam_radius"] == 4.0 and info2["radius_source"] == "given"
+    assert mask2.shape == (32, 32)
+    _, none_mask, info3 = preprocess_sped(s, mask_direct_beam=False)
+    assert none_mask is None and "direct_beam_centre" not in info3
+
+
+def test_clear_errors():
+    import hyperspy.api as hs
+
+    with pytest.raises(ValueError, match="2 signal dimensions"):
+        preprocess_sped(hs.signals.Signal1D(np.ones((4, 4, 16))))
+    with pytest.raises(ValueError, match="navigation"):
+        preprocess_sped(hs.signals.Signal2D(np.ones((16, 16))))
+    with pytest.raises(TypeError, match="signal"):
+        preprocess_sped(np.ones((4, 4, 16, 16)))
+    s, _ = make_sped_phases((8, 8), 32, random_state=0)
+    with pytest.raises(ValueError, match="binning"):
+        preprocess_sped(s, binning=0)
+    with pytest.raises(ValueError, match="larger than the patterns"):
+        bin_reciprocal(s, 40)
+    with pytest.raises(ValueError, match="beam_radius"):
+        preprocess_sped(s, beam_radius=-1)
+    no_beam, _ = make_sped_phases((8, 8), 32, direct_beam=False, random_state=0)
+    with pytest.raises(ValueError, match="direct beam not found"):
+        preprocess_sped(no_beam)
+    flat = hs.signals.Signal2D(np.ones((4, 4, 16, 16)))
+    with pytest.raises(ValueError, match="direct beam not found"):
+        find_direct_beam(flat)
+    assert preprocess_sped(no_beam, mask_direct_beam=False)[1] is None
