@@ -357,13 +357,14 @@ def _delta_obj(Fo, Fn, A, Cm):
 
 
 def _kernel_residual_rows(X, start, Wt, H):
-    """Per-row squared residual ``||x_i − w_i H||²`` and ``||x_i||²``; and ``Wᵀ X``."""
+    """Per row: ``||x_i − w_i H||²``, ``||x_i||²`` and ``Σ x_i``; and ``Wᵀ X`` summed."""
     rows = slice(start, start + X.shape[0])
     Wb = np.ascontiguousarray(Wt[:, rows])
     res = _residual_sq_rows(X, Wb, H)
     nrm = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    tot = X.sum(axis=1, dtype=np.float64)
     P = (Wb @ X).astype(np.float64)
-    return np.stack([res, nrm], axis=1), (P,)
+    return np.stack([res, nrm, tot], axis=1), (P,)
 
 
 # ------------------------------------------------------------------ helpers
