@@ -489,7 +489,8 @@ def nmf(
         Initialisation. The NNDSVD variants use the SVD of the compressed data (two
         passes, shared with the compression). ``(W, H)`` arrays start from given factors.
     max_iter : int
-        Maximum number of HALS iterations (compressed plus exact).
+        Maximum number of HALS iterations (compressed plus exact; at least two exact
+        ones are always done, within ``max_passes``).
     tol : float
         Stop when an iteration lowers the relative error ``||X − WH||/||X||`` by less
         than ``tol`` times its value.
@@ -625,7 +626,8 @@ def nmf(
         n_exact = 0
         n_sweeps_w = 10
         n_sweeps_h = _n_sweeps_h(m, k, n)
-        while blocks.passes < max_passes and n_iter_c + n_exact < max_iter:
+        max_exact = max(2, max_iter - n_iter_c)  # at least two: error and its change
+        while blocks.passes < max_passes and n_exact < max_exact:
             _balance(Wt, H)
             Wparts, (P, G, res) = blocks.run(_kernel_refine, Wt, H, n_sweeps_w)
             bar.update(1)
