@@ -184,7 +184,7 @@ def nmf_decomposition(
     >>> s.nmf_decomposition(3, random_state=0)  # doctest: +SKIP
     >>> s.plot_decomposition_results()  # doctest: +SKIP
     """
-    from hyperspy.learn.mva import LearningResults
+    from hyperspy.learn import LearningResults
 
     from hyperspy_nanoml.learn.nmf import _is_dask, nmf
 
