@@ -291,6 +291,7 @@ def local_fft_features(
     scaling="sqrt",
     n_components="auto",
     max_components=20,
+    min_variance_ratio=0.05,
     random_state=None,
     decompose=True,
     show_progressbar=None,
@@ -318,6 +319,12 @@ def local_fft_features(
         :func:`~hyperspy_nanoml.learn.n_components.choose_n_components`.
     max_components : int
         Upper bound for ``"auto"``.
+    min_variance_ratio : float
+        For ``"auto"``: a centred PCA component counts only if it carries at
+        least this fraction of the first one's variance (default 5 %). Windows
+        straddling region boundaries form a real but minor population (their
+        share grows as the image shrinks); this keeps it from being counted as
+        a texture of its own.
     random_state : int or None
         Makes the randomised parts (SVD sketch, NMF initialisation) reproducible.
     decompose : bool
@@ -372,6 +379,7 @@ def local_fft_features(
             X,
             n_components=n_components,
             max_components=max_components,
+            min_variance_ratio=min_variance_ratio,
             random_state=random_state,
             show_progressbar=show_progressbar,
             **nmf_kwargs,
@@ -386,6 +394,7 @@ def decompose_features(
     *,
     n_components="auto",
     max_components=20,
+    min_variance_ratio=0.05,
     random_state=None,
     show_progressbar=None,
     **nmf_kwargs,
@@ -405,7 +414,10 @@ def decompose_features(
                 f'n_components must be "auto" or an integer, got {n_components!r}'
             )
         choice = choose_n_components(
-            X, max_components=max_components, random_state=random_state
+            X,
+            max_components=max_components,
+            min_variance_ratio=min_variance_ratio,
+            random_state=random_state,
         )
         k = choice.n_components
     elif isinstance(n_components, (int, np.integer)) and not isinstance(n_components, bool):

@@ -120,12 +120,14 @@ def centred_spectrum(X, n_eigenvalues, random_state=None):
     else:
         Xc = np.asarray(X, dtype=np.float32)
         Xc = Xc - Xc.mean(axis=0)
-        if min(n, m) <= 2000:
-            s = np.linalg.svd(Xc, compute_uv=False)[:k]
-        else:
-            from sklearn.utils.extmath import randomized_svd
+        if min(n, m) <= 1500:
+            # exact: eigenvalues of the small Gram matrix (one BLAS call)
+            G = Xc @ Xc.T if n <= m else Xc.T @ Xc
+            ev = np.linalg.eigvalsh(G.astype(np.float64))[::-1][:k]
+            return np.maximum(ev, 0.0) / max(n - 1, 1)
+        from sklearn.utils.extmath import randomized_svd
 
-            _, s, _ = randomized_svd(Xc, k, n_iter=4, random_state=random_state)
+        _, s, _ = randomized_svd(Xc, k, n_iter=2, random_state=random_state)
     return (s.astype(float) ** 2) / max(n - 1, 1)
 
 
@@ -153,7 +155,14 @@ def _unit_sum_rows(X):
     return X[keep] / sums[keep, None]
 
 
-def choose_n_components(X, *, max_components=None, normalize_rows=True, random_state=None):
+def choose_n_components(
+    X,
+    *,
+    max_components=None,
+    min_variance_ratio=0.01,
+    normalize_rows=True,
+    random_state=None,
+):
     """Choose the number of NMF components for ``X`` and return the evidence.
 
     Parameters
@@ -162,6 +171,11 @@ def choose_n_components(X, *, max_components=None, normalize_rows=True, random_s
         The data as NMF will see it (features already scaled).
     max_components : int, optional
         Upper bound on the answer (default 30).
+    min_variance_ratio : float
+        A component counts only if its variance is at least this fraction of
+        the first one's (default 1 %). With many samples, minor but real
+        variation (region boundaries, shading) becomes statistically
+        significant; this keeps the answer to the distinct sources.
     normalize_rows : bool
         Scale each sample to unit sum first (default), so that non-convex
         non-negative mixtures also give k - 1 centred components. Samples that
@@ -202,8 +216,15 @@ def choose_n_components(X, *, max_components=None, normalize_rows=True, random_s
         )
     floor = ev[0] * 1e-12
     ll = profile_likelihood(np.log(np.maximum(ev, floor)))
-    q = int(np.argmax(ll)) if ev.size > 1 else 1
-    q = max(q, 1)
+    q = max(int(np.argmax(ll)) if ev.size > 1 else 1, 1)
+    q_major = max(int(np.sum(ev >= min_variance_ratio * ev[0])), 1)
+    if q_major < q:
+        notes.append(
+            f"The profile likelihood separates {q} components from the noise, but only "
+            f"{q_major} carry at least {min_variance_ratio:.0%} of the first one's variance; "
+            "the others are minor variations and are not counted."
+        )
+        q = q_major
     n_components = q + 1
     if n_components > max_components:
         notes.append(f"Capped at max_components = {max_components}.")
