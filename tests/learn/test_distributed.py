@@ -1,0 +1,75 @@
+"""The same NMF call on dask.distributed gives the threaded scheduler's result."""
+
+import dask
+import dask.array as da
+import hyperspy.api as hs
+import numpy as np
+import pytest
+
+from hyperspy_nanoml.learn.nmf import nmf
+from hyperspy_nanoml.learn.verification import residual_norms
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        dashboard_address=None,
+        silence_logs=40,
+    )
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+@pytest.mark.slow
+def test_distributed_equals_threaded(client, spot_matrix):
+    X = spot_matrix[0]
+    Xd = da.from_array(X, chunks=(400, -1))
+    with dask.config.set(scheduler="threads"):
+        threaded = nmf(Xd, 3, random_state=0)
+    with client.as_current():
+        assert dask.base.get_scheduler() == client.get
+        dist = nmf(Xd, 3, random_state=0)
+        rows = residual_norms(Xd, dist.W, dist.H)
+    assert dist.passes == threaded.passes <= 4
+    np.testing.assert_allclose(dist.H, threaded.H, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(dist.W, threaded.W, rtol=1e-5, atol=1e-6 * threaded.W.max())
+    res = np.sqrt(rows[0].sum() / rows[1].sum())
+    assert res == pytest.approx(dist.reconstruction_error, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_distributed_signal_decomposition(client, spot_data):
+    data = spot_data[0]
+    lazy = hs.signals.Signal2D(da.from_array(data, chunks=(10, 40, 32, 32))).as_lazy()
+    with dask.config.set(scheduler="threads"):
+        lazy.nmf_decomposition(3, random_state=0, print_info=False)
+    ref = lazy.learning_results.factors.copy()
+    with client.as_current():
+        lazy.nmf_decomposition(
+            3, random_state=0, normalize_poissonian_noise=False, print_info=False
+        )
+    np.testing.assert_allclose(lazy.learning_results.factors, ref, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_distributed_worker_processes(spot_matrix):
+    """Worker processes: every block function and argument must pickle."""
+    X = spot_matrix[0]
+    Xd = da.from_array(X, chunks=(400, -1))
+    with dask.config.set(scheduler="threads"):
+        threaded = nmf(Xd, 3, random_state=0)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        dist = nmf(Xd, 3, random_state=0)
+    np.testing.assert_allclose(dist.H, threaded.H, rtol=0, atol=1e-5)
