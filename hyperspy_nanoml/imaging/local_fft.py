@@ -154,8 +154,8 @@ def _as_grey_2d(image):
                 "RGB(A) signal",
             )
         axes = [
-            {"scale": a.scale, "offset": a.offset, "units": a.units, "name": a.name}
-            for a in signal.axes_manager.signal_axes[::-1]
+            {"scale": a.scale, "offset": a.offset, "units": a.units, "name": name}
+            for a, name in zip(signal.axes_manager.signal_axes[::-1], "yx", strict=True)
         ]
     else:
         data = image
@@ -342,8 +342,8 @@ def local_fft_features(
         ``learning_results`` hold the NMF (loadings = feature maps, factors =
         FFT patterns), so ``get_decomposition_loadings()``,
         ``get_decomposition_factors()`` and ``plot_decomposition_results()``
-        work; ``learning_results.nmf_component_choice`` holds the evidence for
-        the number of components. See :class:`LocalFFTSignal` for the loadings
+        work; ``component_choice`` holds the evidence for the number of
+        components (also in ``metadata.LocalFFT.component_choice``). See :class:`LocalFFTSignal` for the loadings
         on the image grid, the PDF report and the ImageJ export.
 
     Examples

@@ -75,6 +75,35 @@ class ComponentChoice:
         ax.legend(loc="upper right", fontsize=8)
         return ax
 
+    def as_dict(self):
+        """Plain types only, so it can live in HyperSpy metadata and .hspy files."""
+        return {
+            "n_components": int(self.n_components),
+            "n_significant": int(self.n_significant),
+            "eigenvalues": np.asarray(self.eigenvalues, dtype=float),
+            "log_likelihood": np.nan_to_num(np.asarray(self.log_likelihood), neginf=np.nan),
+            "method": self.method,
+            "max_components": self.max_components,
+            "notes": list(self.notes),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild from :meth:`as_dict` output (or a DictionaryTreeBrowser of it)."""
+        if hasattr(d, "as_dictionary"):
+            d = d.as_dictionary()
+        ll = np.asarray(d["log_likelihood"], dtype=float)
+        return cls(
+            n_components=int(d["n_components"]),
+            n_significant=int(d["n_significant"]),
+            eigenvalues=np.asarray(d["eigenvalues"], dtype=float),
+            log_likelihood=np.where(np.isnan(ll), -np.inf, ll),
+            method=d.get("method", "profile_likelihood"),
+            max_components=d.get("max_components"),
+            notes=list(d.get("notes", [])),
+        )
+
     def __str__(self):
         return f"ComponentChoice(n_components={self.n_components}): {self.reason}"
 

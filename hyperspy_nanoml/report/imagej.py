@@ -1,10 +1,10 @@
 """Calibrated ImageJ/FIJI hyperstack TIFFs, written whole or not at all."""
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from hyperspy_nanoml.report.atomic import atomic_path
 
 
 def write_imagej_stack(path, stack, *, spacing, origin=(0.0, 0.0), unit="px", labels=None):
@@ -38,9 +38,7 @@ def write_imagej_stack(path, stack, *, spacing, origin=(0.0, 0.0), unit="px", la
     }
     if labels is not None:
         metadata["Labels"] = list(labels)
-    fd, tmp = tempfile.mkstemp(suffix=".tif.part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         tifffile.imwrite(
             tmp,
             stack,
@@ -48,8 +46,4 @@ def write_imagej_stack(path, stack, *, spacing, origin=(0.0, 0.0), unit="px", la
             resolution=(1.0 / sx, 1.0 / sy),
             metadata=metadata,
         )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

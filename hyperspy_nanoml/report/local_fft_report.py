@@ -16,7 +16,7 @@ def _preview(image, f):
     """A small in-memory copy of the image for display (f x f block average)."""
     if image is None:
         return None
-    data = getattr(image, "data", image)
+    data = image.data if hasattr(image, "axes_manager") else image
     if data.ndim != 2:
         return None
     if f > 1:
@@ -36,7 +36,7 @@ def _extent(params, shape):
 def _page_overview(result, image, params):
     import matplotlib.pyplot as plt
 
-    choice = result.learning_results.nmf_component_choice
+    choice = result.component_choice
     fig, axes = plt.subplots(1, 2, figsize=(11.7, 5.8))
     unit = params["image_axes"]["x"]["units"]
     if image is not None:

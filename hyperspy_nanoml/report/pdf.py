@@ -1,8 +1,8 @@
 """Multi-page PDF reports, written whole or not at all."""
 
-import os
-import tempfile
 from pathlib import Path
+
+from hyperspy_nanoml.report.atomic import atomic_path
 
 
 def write_pdf(path, figures, metadata=None):
@@ -38,22 +38,10 @@ def write_pdf(path, figures, metadata=None):
     path = Path(path)
     if path.suffix.lower() != ".pdf":
         path = path.with_suffix(path.suffix + ".pdf")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"cannot write the report to {path}: folder {path.parent} does not exist; "
-            "create it first or choose another path"
-        )
     info = {"Creator": "hyperspy_nanoml"}
     info.update(metadata or {})
-    fd, tmp = tempfile.mkstemp(suffix=".pdf.part", dir=path.parent)
-    os.close(fd)
-    try:
-        with PdfPages(tmp, metadata=info) as pdf:
-            for fig in figures:
-                pdf.savefig(fig)
-                plt.close(fig)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, PdfPages(tmp, metadata=info) as pdf:
+        for fig in figures:
+            pdf.savefig(fig)
+            plt.close(fig)
     return path

@@ -64,10 +64,18 @@ class LocalFFTSignal(Signal2D):
         lr.signal_mask = None
         lr.explained_variance = None
         lr.explained_variance_ratio = None
-        lr.nmf_component_choice = choice
         self.metadata.set_item("LocalFFT.n_components", int(k))
         if choice is not None:
-            self.metadata.set_item("LocalFFT.n_components_reason", choice.reason)
+            self.metadata.set_item("LocalFFT.component_choice", choice.as_dict())
+
+    @property
+    def component_choice(self):
+        """The evidence for the number of components (None if it was given)."""
+        from hyperspy_nanoml.learn.n_components import ComponentChoice
+
+        if not self.metadata.has_item("LocalFFT.component_choice"):
+            return None
+        return ComponentChoice.from_dict(self.metadata.LocalFFT.component_choice)
 
     def _require_decomposition(self):
         if self.learning_results.loadings is None:
@@ -105,9 +113,11 @@ class LocalFFTSignal(Signal2D):
         if self._lazy:
             import dask.array as da
 
-            Ry = da.from_array(Ry, chunks=(4096, -1))
+            # separable: rows interpolated in memory (k x H x nx is small), columns
+            # lazily in blocks of 4096 pixels
+            rows = np.einsum("yi,kij->kyj", Ry, L.astype(np.float32), optimize=True)
             Rx = da.from_array(Rx, chunks=(4096, -1))
-            data = da.einsum("yi,kij,xj->kyx", Ry, L.astype(np.float32), Rx)
+            data = da.from_array(rows, chunks=(-1, 4096, -1)) @ Rx.T
         else:
             data = np.einsum("yi,kij,xj->kyx", Ry, L.astype(np.float32), Rx, optimize=True)
         return self._image_stack(data, "Loadings on image", downsample)

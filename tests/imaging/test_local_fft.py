@@ -237,6 +237,7 @@ def test_bad_parameters(kwargs, error, match):
         nml.local_fft_features(data, **kwargs)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_bad_images():
     rng = np.random.default_rng(0)
     img = rng.random((300, 300)).astype(np.float32)
