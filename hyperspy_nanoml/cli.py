@@ -36,7 +36,7 @@ def _n_components(text):
     except ValueError:
         raise SystemExit(
             f'nanoml: --n-components must be "auto" or an integer, got {text!r}'
-        )
+        ) from None
 
 
 def run_local_fft(image, stem, args):
