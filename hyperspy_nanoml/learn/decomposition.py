@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["nmf_decomposition"]
+__all__ = ["component_choice_from", "nmf_decomposition"]
 
 _BLOCK_BYTES = 64 * 2**20  # float32 bytes per row block of the unfolded lazy data
 
@@ -153,7 +153,10 @@ def nmf_decomposition(
     n_components : int or "auto"
         ``"auto"`` uses :func:`hyperspy_nanoml.learn.n_components.choose_n_components`
         on the (masked, normalised) data; the evidence is stored as
-        ``signal.learning_results.nmf_component_choice``.
+        ``signal.learning_results.nmf_component_choice`` (a dict, so the signal can
+        still be saved; :func:`component_choice_from` rebuilds the object with its
+        ``plot()``). Engine numbers (passes, error) are in
+        ``learning_results.nmf_info``.
     normalize_poissonian_noise : bool
         Scale ``X`` by ``1/sqrt(aG ⊗ bH)`` (row and column sums; Keenan & Kotula 2004,
         Surf. Interface Anal. 36:203) before the factorisation, and undo it on the
@@ -296,8 +299,19 @@ def nmf_decomposition(
     target.bss_algorithm = None
     target.navigation_mask = nav_mask
     target.signal_mask = sig_mask
-    target.nmf_component_choice = choice
-    target.nmf_result = res
+    # plain dicts of numbers/arrays/strings, so HyperSpy can save learning_results
+    target.nmf_component_choice = _choice_to_dict(choice)
+    target.nmf_verification = None  # any previous verification is stale
+    target.nmf_info = {
+        "method": res.method,
+        "relative_reconstruction_error": float(res.reconstruction_error),
+        "converged": bool(res.converged),
+        "passes": int(res.passes),
+        "n_iter_compressed": int(res.n_iter_compressed),
+        "n_iter_exact": int(res.n_iter_exact),
+        "sketch_size": int(res.sketch_size or 0),
+        "random_state": random_state if isinstance(random_state, int) else "_None_",
+    }
     lr = signal.learning_results
     # forget attributes of a previous decomposition that this one does not set
     for name in ("bss_factors", "bss_loadings", "unmixing_matrix"):
@@ -336,6 +350,50 @@ def nmf_decomposition(
             lines.append("  " + choice.reason)
         print("\n".join(lines))
     return res
+
+
+def _choice_to_dict(choice):
+    """A ComponentChoice as a dict HyperSpy can write to .hspy/.zspy (or None)."""
+    if choice is None:
+        return None
+    from dataclasses import fields
+
+    out = {}
+    for f in fields(choice):
+        value = getattr(choice, f.name)
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            value = [str(v) for v in value]
+        out[f.name] = value
+    out["reason"] = choice.reason
+    return out
+
+
+def component_choice_from(learning_results):
+    """The ``ComponentChoice`` behind ``n_components="auto"`` (rebuilt), or None.
+
+    ``nmf_decomposition`` stores the evidence in
+    ``learning_results.nmf_component_choice`` as a plain dict (so the signal can be
+    saved); this gives back the object with its ``plot()`` and ``reason``.
+    """
+    record = getattr(learning_results, "nmf_component_choice", None)
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        return record
+    from dataclasses import fields
+
+    from hyperspy_nanoml.learn.n_components import ComponentChoice
+
+    names = {f.name for f in fields(ComponentChoice)}
+    kwargs = {k: v for k, v in record.items() if k in names}
+    for key in ("eigenvalues", "log_likelihood"):
+        if key in kwargs:
+            kwargs[key] = np.asarray(kwargs[key])
+    if "notes" in kwargs:
+        kwargs["notes"] = list(kwargs["notes"])
+    return ComponentChoice(**kwargs)
 
 
 def _poisson_scale(Xk, lazy):

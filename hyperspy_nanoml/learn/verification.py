@@ -319,7 +319,8 @@ def verify_nmf(
     3. **Explained variance** per component (energy and share of counts, see
        :func:`explained_variance`).
 
-    The result is also stored as ``signal.learning_results.nmf_verification``.
+    A summary (numbers only, so the signal can still be saved) is stored as
+    ``signal.learning_results.nmf_verification``.
 
     Parameters
     ----------
@@ -336,6 +337,8 @@ def verify_nmf(
     -------
     VerificationResult
     """
+    from hyperspy_nanoml.learn.decomposition import component_choice_from
+
     lr = signal.learning_results
     if lr.factors is None or lr.loadings is None:
         raise ValueError(
@@ -415,12 +418,23 @@ def verify_nmf(
         explained_total=float(ev["total"]),
         factors=factors.T.reshape((k,) + sig_shape),
         loadings=loadings.T.reshape((k,) + nav_shape),
-        component_choice=getattr(lr, "nmf_component_choice", None),
+        component_choice=component_choice_from(lr),
         passes=int(stab["passes"]) + 1 + (1 if scaled is not None else 0),
         random_states=stab["random_states"],
         title=title,
     )
-    lr.nmf_verification = result
+    # a summary of plain numbers (HyperSpy can save it with the signal)
+    lr.nmf_verification = {
+        "n_restarts": int(n_restarts),
+        "stability_mean": result.stability_mean,
+        "stability_min": result.stability_min,
+        "loading_stability_mean": result.loading_stability_mean,
+        "loading_stability_min": result.loading_stability_min,
+        "relative_error": result.relative_error,
+        "explained_energy": result.explained_energy,
+        "explained_intensity": result.explained_intensity,
+        "explained_total": result.explained_total,
+    }
     return result
 
 
@@ -567,8 +581,8 @@ def save_verification_report(
     Parameters
     ----------
     signal_or_result : BaseSignal or VerificationResult
-        A decomposed signal (verified now unless ``learning_results.nmf_verification``
-        exists) or the result of :func:`verify_nmf`.
+        A decomposed signal (verified now, with ``n_restarts``) or the result of
+        :func:`verify_nmf` (no recomputation).
     path : str or Path
         Destination ``.pdf`` (written atomically).
     n_restarts, random_state, **kwargs
@@ -583,11 +597,9 @@ def save_verification_report(
     if isinstance(signal_or_result, VerificationResult):
         result = signal_or_result
     else:
-        result = getattr(signal_or_result.learning_results, "nmf_verification", None)
-        if result is None:
-            result = verify_nmf(
-                signal_or_result, n_restarts=n_restarts, random_state=random_state, **kwargs
-            )
+        result = verify_nmf(
+            signal_or_result, n_restarts=n_restarts, random_state=random_state, **kwargs
+        )
     return write_pdf(
         path,
         _report_figures(result),

@@ -8,7 +8,11 @@ from conftest import matched_similarity
 from test_nmf import CountingArray
 
 import hyperspy_nanoml
-from hyperspy_nanoml.learn.decomposition import _unfold_data, nmf_decomposition
+from hyperspy_nanoml.learn.decomposition import (
+    _unfold_data,
+    component_choice_from,
+    nmf_decomposition,
+)
 
 
 @pytest.fixture
@@ -207,7 +211,9 @@ def test_auto_number_of_components(signal, capsys):
     signal.nmf_decomposition("auto", random_state=0)
     lr = signal.learning_results
     assert lr.output_dimension == 3
-    assert lr.nmf_component_choice.n_components == 3
+    assert lr.nmf_component_choice["n_components"] == 3
+    choice = component_choice_from(lr)
+    assert choice.n_components == 3 and "centred" in choice.reason
     assert (
         "profile likelihood"
         in signal.metadata.Processing.nmf_decomposition.n_components_method
@@ -224,3 +230,25 @@ def test_spectrum_line(spot_data):
     assert s.learning_results.unfolded is False
     assert s.get_decomposition_loadings().data.shape == (3, 400)
     assert res.converged
+
+
+@pytest.mark.parametrize("ext", ["hspy", "zspy"])
+def test_save_and_load_results(signal, tmp_path, caplog, ext):
+    from hyperspy_nanoml.learn.verification import verify_nmf
+
+    signal.nmf_decomposition("auto", random_state=0, print_info=False)
+    verify_nmf(signal, n_restarts=1)
+    path = tmp_path / f"decomposed.{ext}"
+    with caplog.at_level("WARNING"):
+        signal.save(path)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    back = hs.load(path)
+    np.testing.assert_array_equal(
+        back.learning_results.factors, signal.learning_results.factors
+    )
+    assert component_choice_from(back.learning_results).n_components == 3
+    assert (
+        back.learning_results.nmf_info["passes"]
+        == signal.learning_results.nmf_info["passes"]
+    )
+    assert back.get_decomposition_loadings().data.shape == (3, 40, 40)
