@@ -23,10 +23,11 @@ Model (expected counts of pattern ``i`` at pixel ``q``)::
   region).
 - ``thickness`` (nav): a smooth multiplicative scale (thicker in the middle of
   the wire, tapering along it).
-- ``beam`` (p x p): the direct beam, a soft-edged disk with a faint halo,
-  slightly off the pattern centre, ``beam_counts`` in total (two to three
-  orders of magnitude brighter per pixel than the spots). It does not depend on
-  the position.
+- ``beam`` (p x p): the direct beam, a soft-edged disk with a faint halo
+  (a Gaussian tail of 2 % of the disk level, 1.2 px wide), slightly off the
+  pattern centre, ``beam_counts`` in total (about two orders of magnitude
+  brighter per pixel than the brightest spot). It does not depend on the
+  position.
 
 Counts are Poisson distributed (``noise="poisson"``, stored as ``uint16``,
 saturating at 65535 like a detector) or the expectation itself
@@ -54,7 +55,7 @@ from scipy.special import ndtr
 
 __all__ = ["SPEDTruth", "make_sped_phases", "write_sped_zspy", "sped_nav_shape"]
 
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 2
 _PHASE_NAMES = (
     "zinc-blende [1-10]",
     "zinc-blende twin [1-10]",
@@ -254,11 +255,11 @@ def _phase_patterns(n_phases, size, centre, scale, counts):
 
 
 def _beam_pattern(size, centre, radius_px, beam_counts):
-    """Soft-edged disk with a faint exponential halo, summing to ``beam_counts``."""
+    """Soft-edged disk with a faint Gaussian halo, summing to ``beam_counts``."""
 
     def profile(r):
         disk = 1.0 / (1.0 + np.exp((r - radius_px) / 0.3))
-        halo = 0.02 * np.exp(-np.clip(r - radius_px, 0.0, None) / 0.9)
+        halo = 0.02 * np.exp(-((np.clip(r - radius_px, 0.0, None) / 1.2) ** 2))
         return disk + halo
 
     beam = _supersampled(profile, centre, size)
@@ -513,7 +514,9 @@ def make_sped_phases(
     counts : float
         Expected diffracted counts of a pattern of one pure phase at unit thickness.
     beam_counts : float, optional
-        Expected counts in the direct beam; ``100 * counts`` by default.
+        Expected counts in the direct beam; ``50 * counts`` by default (the beam
+        disk is then about two orders of magnitude brighter per pixel than the
+        brightest spot).
     direct_beam : bool
         Add the direct beam (excluded from ``truth.patterns`` either way).
     noise : {"poisson", None}
@@ -547,7 +550,7 @@ def make_sped_phases(
     _check_common(pattern_size, n_phases, counts, noise)
     seed = _seed_from(random_state) if noise else 0
     if beam_counts is None:
-        beam_counts = 100.0 * counts
+        beam_counts = 50.0 * counts
     beam_counts = float(beam_counts) if direct_beam else 0.0
     gen = _Generator(nav_shape, pattern_size, n_phases, counts, beam_counts, noise, seed)
     params = _params(
@@ -648,7 +651,7 @@ def write_sped_zspy(
         pattern_size=int(pattern_size),
         n_phases=int(n_phases),
         counts=float(counts),
-        beam_counts=100.0 * float(counts),
+        beam_counts=50.0 * float(counts),
         noise="poisson",
         chunk_rows=rows,
     )
@@ -660,14 +663,14 @@ def write_sped_zspy(
                 random_state is None or stored.get("seed") == _seed_from(random_state)
             ):
                 gen = _Generator(
-                    nav_shape, pattern_size, n_phases, counts, 100.0 * counts, "poisson",
+                    nav_shape, pattern_size, n_phases, counts, 50.0 * counts, "poisson",
                     stored["seed"],
                 )  # fmt: skip
                 return gen.truth(stored)
     seed = _seed_from(random_state)
     params = dict(wanted, seed=seed)
     gen = _Generator(
-        nav_shape, pattern_size, n_phases, counts, 100.0 * counts, "poisson", seed
+        nav_shape, pattern_size, n_phases, counts, 50.0 * counts, "poisson", seed
     )
     signal = _build_signal(gen, True, rows * nav_shape[1], params)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ __all__ = [
     "find_direct_beam",
     "mean_pattern",
     "preprocess_sped",
+    "vacuum_mask",
 ]
 
 
@@ -234,6 +235,78 @@ def direct_beam_mask(signal_or_shape, centre, radius):
         raise ValueError(f"radius must be a positive number of pixels, got {radius!r}")
     yy, xx = np.indices(shape, dtype=np.float64)
     return (xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= float(radius) ** 2
+
+
+def vacuum_mask(
+    signal,
+    signal_mask=None,
+    *,
+    threshold=0.1,
+    return_intensity=False,
+    show_progressbar=None,
+):
+    """Scan positions without specimen: ``True`` where a pattern is (nearly) empty.
+
+    The diffracted intensity of every pattern (its sum over the pixels that
+    ``signal_mask`` keeps, i.e. a virtual dark-field image; one pass over the
+    data) is compared with the 99th percentile over the scan: positions below
+    ``threshold`` times it hold vacuum (or a hole in the support) and carry no
+    phase information. Excluding them from the NMF (``navigation_mask``) keeps
+    their noise out of the choice of the number of components.
+
+    Parameters
+    ----------
+    signal : signal with 2 signal dimensions (eager or lazy)
+    signal_mask : bool array (pattern shape, array order), optional
+        ``True`` = pixel excluded (e.g. :func:`direct_beam_mask`). Without it the
+        direct beam dominates every sum and nothing looks empty.
+    threshold : float
+        Fraction of the 99th percentile of the diffracted intensity.
+    return_intensity : bool
+        Also return the diffracted intensity (navigation shape, float64).
+    show_progressbar : bool, optional
+
+    Returns
+    -------
+    mask : ndarray of bool, navigation shape in array order
+        ``True`` = vacuum (exclude). Pass it to HyperSpy-style
+        ``navigation_mask`` arguments as ``mask.T`` (HyperSpy's numpy
+        navigation masks are in ``navigation_shape`` order) or as a signal.
+    intensity : ndarray, optional
+    """
+    _check_signal(signal, what="vacuum_mask")
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
+    shape = _signal_shape(signal)
+    keep = np.ones(shape, np.float32)
+    if signal_mask is not None:
+        signal_mask = np.asarray(signal_mask, dtype=bool)
+        if signal_mask.shape != shape:
+            raise ValueError(
+                f"signal_mask has shape {signal_mask.shape}, the patterns {shape}"
+            )
+        keep[signal_mask] = 0.0
+    data = signal.data
+    if _is_lazy(signal):
+        from hyperspy_nanoml._progress import show_progressbar_default
+
+        total = (data * keep).sum(axis=(-2, -1), dtype=np.float64)
+        if show_progressbar_default(show_progressbar):
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar():
+                intensity = np.asarray(total.compute())
+        else:
+            intensity = np.asarray(total.compute())
+    else:
+        intensity = np.einsum("...ij,ij->...", data, keep, dtype=np.float64)
+    reference = float(np.percentile(intensity, 99))
+    if not reference > 0:
+        raise ValueError(
+            "no diffracted intensity outside the masked pixels: every pattern is empty"
+        )
+    mask = intensity < threshold * reference
+    return (mask, intensity) if return_intensity else mask
 
 
 def bin_reciprocal(signal, factor):

@@ -179,3 +179,27 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="direct beam not found"):
         find_direct_beam(flat)
     assert preprocess_sped(no_beam, mask_direct_beam=False)[1] is None
+
+
+def test_vacuum_mask(eager, lazy):
+    from hyperspy_nanoml.diffraction.preprocess import vacuum_mask
+
+    s, truth = eager
+    centre, radius = find_direct_beam(s)
+    beam = direct_beam_mask(s, centre, radius)
+    vacuum, intensity = vacuum_mask(s, beam, return_intensity=True)
+    assert vacuum.shape == truth.nav_shape and vacuum.dtype == bool
+    np.testing.assert_array_equal(vacuum, truth.regions["vacuum"])
+    assert intensity[vacuum].max() < 0.1 * intensity[truth.regions["pure_0"]].min()
+    # lazy: same answer, one chunk at a time
+    watcher = _LargestResult()
+    with watcher:
+        lazy_vacuum = vacuum_mask(lazy[0], beam)
+    np.testing.assert_array_equal(lazy_vacuum, vacuum)
+    assert watcher.largest <= lazy[0].data.nbytes * 2 / 4
+    # without the beam mask the beam fills every pattern: nothing is vacuum
+    assert not vacuum_mask(s).any()
+    with pytest.raises(ValueError, match="threshold"):
+        vacuum_mask(s, beam, threshold=2)
+    with pytest.raises(ValueError, match="signal_mask"):
+        vacuum_mask(s, beam[:10])
