@@ -153,9 +153,14 @@ def _as_grey_2d(image):
                 np.stack([data[c] for c in data.dtype.names[:3]], axis=-1),
                 "RGB(A) signal",
             )
+        am = signal.axes_manager.deepcopy()
+        try:  # readable units (12.3 nm rather than 1.23e-08 m); the input is untouched
+            am.convert_units("signal", same_units=True)
+        except Exception:  # units pint does not know: keep them as they are
+            am = signal.axes_manager
         axes = [
             {"scale": a.scale, "offset": a.offset, "units": a.units, "name": name}
-            for a, name in zip(signal.axes_manager.signal_axes[::-1], "yx", strict=True)
+            for a, name in zip(am.signal_axes[::-1], "yx", strict=True)
         ]
     else:
         data = image

@@ -142,17 +142,28 @@ def centred_spectrum(X, n_eigenvalues, random_state=None):
     if hasattr(X, "dask"):
         import dask.array as da
 
-        Xc = X.astype(np.float32) - X.mean(axis=0, dtype=np.float32)
+        # One pass for the mean, then svd_compressed with compute=True, which
+        # runs each pass on its own instead of keeping all of X in memory
+        # between passes (X may be computed on the fly and larger than memory).
+        mean = X.mean(axis=0, dtype=np.float32).compute()
+        Xc = X.astype(np.float32) - mean
         seed = np.random.default_rng(random_state).integers(2**31)
-        _, s, _ = da.linalg.svd_compressed(Xc, k, n_power_iter=2, seed=int(seed))
+        _, s, _ = da.linalg.svd_compressed(
+            Xc, k, n_power_iter=1, seed=int(seed), compute=True
+        )
         s = s.compute()
     else:
         Xc = np.asarray(X, dtype=np.float32)
         Xc = Xc - Xc.mean(axis=0)
         if min(n, m) <= 1500:
             # exact: eigenvalues of the small Gram matrix (one BLAS call)
+            from threadpoolctl import threadpool_limits
+
             G = Xc @ Xc.T if n <= m else Xc.T @ Xc
-            ev = np.linalg.eigvalsh(G.astype(np.float64))[::-1][:k]
+            # LAPACK on a small matrix: one thread is fastest, and OpenBLAS's
+            # threads spin badly when another process holds a core
+            with threadpool_limits(limits=1, user_api="blas"):
+                ev = np.linalg.eigvalsh(G.astype(np.float64))[::-1][:k]
             return np.maximum(ev, 0.0) / max(n - 1, 1)
         from sklearn.utils.extmath import randomized_svd
 

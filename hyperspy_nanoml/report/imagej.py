@@ -25,8 +25,9 @@ def write_imagej_stack(path, stack, *, spacing, origin=(0.0, 0.0), unit="px", la
     sy, sx = (float(v) for v in spacing)
     if sy <= 0 or sx <= 0:
         raise ValueError(f"pixel spacing must be positive, got {spacing}")
-    # ImageJ's micron sign convention: it understands "um" or "µm"
-    unit = {"µm": "um", "<undefined>": "px", "": "px"}.get(unit, unit)
+    # TIFF descriptions are ASCII; ImageJ reads "um" as micrometre
+    unit = {"<undefined>": "px", "": "px"}.get(unit, unit)
+    unit = unit.replace("\u00b5", "u").replace("\u03bc", "u").replace("Å", "A")
     metadata = {
         "axes": "CYX",
         "unit": unit,
