@@ -97,21 +97,26 @@ def window_spectra(image, window, step, taper_array, scaling, reference):
     return out
 
 
+def _centred_index(window):
+    """Flat index into a half spectrum for every bin of the full centred one."""
+    w, nh = window, window // 2 + 1
+    ky, kx = np.meshgrid(np.arange(w) - w // 2, np.arange(w) - w // 2, indexing="ij")
+    # P(-ky, -kx) = P(ky, kx): negative kx are read from the mirrored bin
+    mirror = kx < 0
+    row = np.where(mirror, -ky, ky) % w
+    col = np.abs(kx)
+    return row * nh + col
+
+
 def full_centred_spectrum(half, window):
     """Expand half spectra (last axes ``window, window//2+1``) to full, centred.
 
     Uses the point symmetry of the power spectrum of a real image,
-    P(-ky, -kx) = P(ky, kx), then shifts zero frequency to the centre
-    (index ``window // 2`` on both axes).
+    P(-ky, -kx) = P(ky, kx); zero frequency lands at index ``window // 2`` on
+    both axes (as after ``fftshift``). One gather, no intermediate copies.
     """
-    w, nh = window, window // 2 + 1
-    full = np.empty(half.shape[:-1] + (w,), dtype=half.dtype)
-    full[..., :nh] = half
-    # columns kx = -1 .. -(w - nh): mirror of kx = 1 .. w - nh at -ky
-    ky_neg = (-np.arange(w)) % w
-    mirrored = half[..., ky_neg, 1 : w - nh + 1]
-    full[..., nh:] = mirrored[..., ::-1]
-    return np.fft.fftshift(full, axes=(-2, -1))
+    flat = half.reshape(half.shape[:-2] + (-1,))
+    return np.take(flat, _centred_index(window), axis=-1)
 
 
 def _image_std(data):
@@ -221,13 +226,21 @@ def _suggest_window(shape):
     return int(2 ** np.floor(np.log2(min(shape) / 4)))
 
 
+def _nonfinite_error(count=None):
+    what = (
+        f"{count} NaN or infinite pixel(s)"
+        if count is not None
+        else "NaN or infinite pixels"
+    )
+    return ValueError(
+        f"the image contains {what}; fill them first, e.g. "
+        "img.data = np.nan_to_num(img.data, nan=np.nanmean(img.data))"
+    )
+
+
 def _check_finite(block):
     if not np.all(np.isfinite(block)):
-        n = int(np.size(block) - np.count_nonzero(np.isfinite(block)))
-        raise ValueError(
-            f"the image contains {n} NaN or infinite pixel(s); fill them first, e.g. "
-            "img.data = np.nan_to_num(img.data, nan=np.nanmean(img.data))"
-        )
+        raise _nonfinite_error(int(np.size(block) - np.count_nonzero(np.isfinite(block))))
 
 
 # ------------------------------------------------------------------- features
@@ -251,8 +264,8 @@ def compute_features(data, window=128, step=64, taper="hann", scaling="sqrt"):
     if not hasattr(data, "dask"):
         _check_finite(data)
     std = _image_std(data)
-    if not np.isfinite(std):
-        _check_finite(np.asarray(np.nan))
+    if not np.isfinite(std):  # only reachable for lazy images, checked above otherwise
+        raise _nonfinite_error()
     if std == 0:
         raise ValueError("the image is constant: it has no texture to analyse")
     # Parseval: the mean power per bin of a window of white noise of this std
