@@ -217,12 +217,21 @@ def nmf_decomposition(
             f"All the data are masked: {which} excludes every position "
             "(True = excluded); change the mask."
         )
+    lazy = _is_dask(X)
     Xk = X
+    zero_filled = False
     if keep_cols is not None:
-        Xk = Xk[:, keep_cols]
+        if lazy:
+            # masked channels set to zero block by block (fused with the float32
+            # conversion) rather than gathered away: a gather of the kept columns costs
+            # a copy per block and pass; zero columns get zero components, which are
+            # dropped after the factorisation (the optimum is the same)
+            Xk = Xk.map_blocks(_zero_columns, sig_mask, dtype=np.float32)
+            zero_filled = True
+        else:
+            Xk = Xk[:, keep_cols]
     if keep_rows is not None:
         Xk = Xk[keep_rows]
-    lazy = _is_dask(Xk)
     extra_passes = 0
 
     # Poisson normalisation (Keenan & Kotula 2004), block-wise for lazy data
@@ -264,6 +273,10 @@ def nmf_decomposition(
 
     W = res.W.astype(np.float64)
     H = res.H.astype(np.float64)
+    if zero_filled:
+        H = H[:, keep_cols]
+        if root_bH is not None:
+            root_bH = root_bH[keep_cols]
     if normalize_poissonian_noise:
         W *= root_aG[:, None]
         H *= root_bH[None, :]
@@ -350,6 +363,12 @@ def nmf_decomposition(
             lines.append("  " + choice.reason)
         print("\n".join(lines))
     return res
+
+
+def _zero_columns(block, mask):
+    out = np.array(block, dtype=np.float32)  # a copy, also for float32 input
+    out[:, mask] = 0
+    return out
 
 
 def _choice_to_dict(choice):
