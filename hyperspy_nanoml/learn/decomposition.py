@@ -332,7 +332,7 @@ def nmf_decomposition(
             setattr(lr, name, None)
     lr.__dict__.update(target.__dict__)
 
-    passes = res.passes + extra_passes + (choice is not None and lazy)
+    passes = res.passes + extra_passes  # the choice of n_components reads the data too
     record = {
         "algorithm": "NMF (hyperspy_nanoml, " + res.method + ")",
         "n_components": k,
@@ -344,6 +344,7 @@ def nmf_decomposition(
         "relative_reconstruction_error": float(res.reconstruction_error),
         "converged": bool(res.converged),
         "passes_over_data": int(passes),
+        "passes_note": "NMF and Poisson scaling; choosing n_components='auto' adds its own",
         "iterations": int(res.n_iter),
         "lazy": bool(lazy),
     }
@@ -375,18 +376,7 @@ def _choice_to_dict(choice):
     """A ComponentChoice as a dict HyperSpy can write to .hspy/.zspy (or None)."""
     if choice is None:
         return None
-    from dataclasses import fields
-
-    out = {}
-    for f in fields(choice):
-        value = getattr(choice, f.name)
-        if value is None:
-            continue
-        if isinstance(value, list | tuple):
-            value = [str(v) for v in value]
-        out[f.name] = value
-    out["reason"] = choice.reason
-    return out
+    return choice.as_dict()
 
 
 def component_choice_from(learning_results):
@@ -399,20 +389,11 @@ def component_choice_from(learning_results):
     record = getattr(learning_results, "nmf_component_choice", None)
     if record is None:
         return None
-    if not isinstance(record, dict):
+    if not isinstance(record, dict) and not hasattr(record, "as_dictionary"):
         return record
-    from dataclasses import fields
-
     from hyperspy_nanoml.learn.n_components import ComponentChoice
 
-    names = {f.name for f in fields(ComponentChoice)}
-    kwargs = {k: v for k, v in record.items() if k in names}
-    for key in ("eigenvalues", "log_likelihood"):
-        if key in kwargs:
-            kwargs[key] = np.asarray(kwargs[key])
-    if "notes" in kwargs:
-        kwargs["notes"] = list(kwargs["notes"])
-    return ComponentChoice(**kwargs)
+    return ComponentChoice.from_dict(record)
 
 
 def _poisson_scale(Xk, lazy):
