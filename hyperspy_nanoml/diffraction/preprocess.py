@@ -79,26 +79,68 @@ def _signal_shape(signal_or_shape):
     return shape
 
 
-def mean_pattern(signal, *, show_progressbar=None):
-    """The mean diffraction pattern (float64, array order), one pass over the data."""
-    _check_signal(signal, need_navigation=False, what="mean_pattern")
+def _compute(arrays, show_progressbar):
+    """Compute dask arrays together (one pass over the shared data), with a progress bar."""
+    import dask
+
+    from hyperspy_nanoml._progress import show_progressbar_default
+
+    if show_progressbar_default(show_progressbar):
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            return [np.asarray(a) for a in dask.compute(*arrays)]
+    return [np.asarray(a) for a in dask.compute(*arrays)]
+
+
+def _outer_weights(shape, radius):
+    """float32 weights: 1 farther than ``radius`` from the pattern centre, else 0."""
+    rows, cols = shape
+    yy, xx = np.indices(shape, dtype=np.float64)
+    return (np.hypot(xx - cols / 2.0, yy - rows / 2.0) > radius).astype(np.float32)
+
+
+def _mean_and_outer(signal, outer_radius=None, show_progressbar=None):
+    """Mean pattern and, optionally, every pattern's sum outside a central disk; one pass."""
     data = signal.data
     nav_axes = tuple(range(data.ndim - 2))
+    weights = (
+        None if outer_radius is None else _outer_weights(data.shape[-2:], outer_radius)
+    )
     if not nav_axes:
-        return np.asarray(data, dtype=np.float64)
+        mean = np.asarray(data, dtype=np.float64)
+        outer = None if weights is None else np.einsum("ij,ij->", mean, weights)
+        return mean, outer
     if _is_lazy(signal):
         import dask.array as da
 
-        from hyperspy_nanoml._progress import show_progressbar_default
+        parts = [da.mean(data, axis=nav_axes, dtype=np.float64)]
+        if weights is not None:
+            parts.append((data * weights).sum(axis=(-2, -1), dtype=np.float64))
+        results = _compute(parts, show_progressbar)
+        return results[0], (results[1] if weights is not None else None)
+    mean = np.asarray(data.mean(axis=nav_axes, dtype=np.float64))
+    outer = (
+        None
+        if weights is None
+        else np.einsum("...ij,ij->...", data, weights, dtype=np.float64)
+    )
+    return mean, outer
 
-        mean = da.mean(data, axis=nav_axes, dtype=np.float64)
-        if show_progressbar_default(show_progressbar):
-            from dask.diagnostics import ProgressBar
 
-            with ProgressBar():
-                return np.asarray(mean.compute())
-        return np.asarray(mean.compute())
-    return np.asarray(data.mean(axis=nav_axes, dtype=np.float64))
+def mean_pattern(signal, *, show_progressbar=None):
+    """The mean diffraction pattern (float64, array order), one pass over the data."""
+    _check_signal(signal, need_navigation=False, what="mean_pattern")
+    return _mean_and_outer(signal, None, show_progressbar)[0]
+
+
+def _vacuum_from_intensity(intensity, threshold):
+    reference = float(np.percentile(intensity, 99))
+    if not reference > 0:
+        raise ValueError(
+            "no diffracted intensity outside the masked pixels: every pattern is empty"
+        )
+    return intensity < threshold * reference
 
 
 def _beam_from_mean(mean, min_contrast=5.0):
@@ -288,24 +330,11 @@ def vacuum_mask(
         keep[signal_mask] = 0.0
     data = signal.data
     if _is_lazy(signal):
-        from hyperspy_nanoml._progress import show_progressbar_default
-
         total = (data * keep).sum(axis=(-2, -1), dtype=np.float64)
-        if show_progressbar_default(show_progressbar):
-            from dask.diagnostics import ProgressBar
-
-            with ProgressBar():
-                intensity = np.asarray(total.compute())
-        else:
-            intensity = np.asarray(total.compute())
+        (intensity,) = _compute([total], show_progressbar)
     else:
         intensity = np.einsum("...ij,ij->...", data, keep, dtype=np.float64)
-    reference = float(np.percentile(intensity, 99))
-    if not reference > 0:
-        raise ValueError(
-            "no diffracted intensity outside the masked pixels: every pattern is empty"
-        )
-    mask = intensity < threshold * reference
+    mask = _vacuum_from_intensity(intensity, threshold)
     return (mask, intensity) if return_intensity else mask
 
 
@@ -353,6 +382,8 @@ def preprocess_sped(
     mask_direct_beam=True,
     beam_radius=None,
     binning=1,
+    exclude_vacuum=False,
+    vacuum_threshold=0.1,
     min_contrast=5.0,
     show_progressbar=None,
 ):
@@ -369,6 +400,15 @@ def preprocess_sped(
         default the radius suggested by :func:`find_direct_beam`.
     binning : int
         Reciprocal-space binning factor (:func:`bin_reciprocal`).
+    exclude_vacuum : bool
+        Also find the empty patterns (vacuum, holes), in the same pass as the
+        beam: a pattern is vacuum when its intensity outside a central disk
+        (radius a sixth of the pattern, containing the beam mask) is below
+        ``vacuum_threshold`` times the 99th percentile over the scan. If the
+        beam mask does not fit in that disk, :func:`vacuum_mask` with the beam
+        mask is used instead (one more pass). The result is
+        ``info["vacuum_mask"]``.
+    vacuum_threshold : float
     min_contrast : float
         Passed to :func:`find_direct_beam`.
     show_progressbar : bool, optional
@@ -385,31 +425,43 @@ def preprocess_sped(
         ``binning``, ``direct_beam_centre`` (x, y px of the processed patterns),
         ``direct_beam_centre_calibrated`` (axis units), ``direct_beam_radius``
         (px), ``radius_source``, ``masked_pixels``, ``dtype_in``, ``lazy``,
-        ``pattern_shape``.
+        ``pattern_shape``, ``passes_over_data``; with ``exclude_vacuum`` also
+        ``vacuum_mask`` (bool, navigation shape in array order, ``True`` =
+        vacuum), ``vacuum_patterns`` and ``vacuum_method``.
     """
     _check_signal(signal, what="preprocess_sped")
     if not isinstance(binning, (int, np.integer)) or binning < 1:
         raise ValueError(f"binning must be a positive int, got {binning!r}")
+    if beam_radius is not None and not (np.isfinite(beam_radius) and beam_radius > 0):
+        raise ValueError(
+            f"beam_radius must be a positive number of pixels, got {beam_radius!r}"
+        )
+    if exclude_vacuum and not 0 < vacuum_threshold < 1:
+        raise ValueError(
+            f"vacuum_threshold must be between 0 and 1, got {vacuum_threshold!r}"
+        )
     dtype_in = str(signal.data.dtype)
     processed = bin_reciprocal(signal, int(binning))
+    shape = _signal_shape(processed)
     info = {
         "binning": int(binning),
         "dtype_in": dtype_in,
         "dtype_out": "float32",
         "lazy": _is_lazy(processed),
-        "pattern_shape": _signal_shape(processed),
+        "pattern_shape": shape,
         "direct_beam_masked": bool(mask_direct_beam),
+        "passes_over_data": 0,
     }
     signal_mask = None
+    outer = None
+    outer_radius = min(shape) / 6.0
     if mask_direct_beam:
-        centre, radius = find_direct_beam(
-            processed, min_contrast=min_contrast, show_progressbar=show_progressbar
+        mean, outer = _mean_and_outer(
+            processed, outer_radius if exclude_vacuum else None, show_progressbar
         )
+        info["passes_over_data"] += 1
+        centre, radius, _ = _beam_from_mean(mean, min_contrast=min_contrast)
         if beam_radius is not None:
-            if not (np.isfinite(beam_radius) and beam_radius > 0):
-                raise ValueError(
-                    f"beam_radius must be a positive number of pixels, got {beam_radius!r}"
-                )
             radius = float(beam_radius) / binning
             info["radius_source"] = "given"
         else:
@@ -427,8 +479,34 @@ def preprocess_sped(
             units=str(kx.units),
             masked_pixels=int(signal_mask.sum()),
         )
+        if outer is not None:
+            offset = np.hypot(centre[0] - shape[1] / 2.0, centre[1] - shape[0] / 2.0)
+            if offset + radius > outer_radius:
+                outer = None  # the beam is not inside the central disk
+    if exclude_vacuum:
+        if outer is not None:
+            vacuum = _vacuum_from_intensity(outer, vacuum_threshold)
+            info["vacuum_method"] = (
+                f"intensity outside {outer_radius:.1f} px of the pattern centre "
+                "(same pass as the beam)"
+            )
+        else:
+            vacuum = vacuum_mask(
+                processed,
+                signal_mask,
+                threshold=vacuum_threshold,
+                show_progressbar=show_progressbar,
+            )
+            info["passes_over_data"] += 1
+            info["vacuum_method"] = "intensity outside the beam mask (own pass)"
+        info["vacuum_mask"] = vacuum
+        info["vacuum_patterns"] = int(vacuum.sum())
     processed.metadata.set_item(
         "Signal.nanoml_preprocessing",
-        {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.items()},
+        {
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in info.items()
+            if k != "vacuum_mask"
+        },
     )
     return processed, signal_mask, info

@@ -88,11 +88,11 @@ def sped_phase_map(
 
     1. load ``data`` if it is a path (``hs.load(path, lazy=lazy)``);
     2. :func:`~hyperspy_nanoml.diffraction.preprocess.preprocess_sped`: optional
-       reciprocal binning, float32 block by block, direct beam found and masked
-       (one pass over the data);
-    3. :func:`~hyperspy_nanoml.diffraction.preprocess.vacuum_mask`: patterns
-       without diffracted intensity (vacuum, holes) are excluded from the fit
-       (one pass; their loadings are NaN, as for any HyperSpy navigation mask);
+       reciprocal binning, float32 block by block, direct beam found and masked,
+       and patterns without diffracted intensity (vacuum, holes) found, all in
+       one pass over the data;
+    3. the vacuum patterns are excluded from the fit (their loadings are NaN,
+       as for any HyperSpy navigation mask);
     4. :func:`~hyperspy_nanoml.learn.decomposition.nmf_decomposition` with the
        beam as ``signal_mask``, Poisson normalisation and the number of
        components chosen automatically (evidence kept);
@@ -146,7 +146,7 @@ def sped_phase_map(
     """
     import hyperspy.api as hs
 
-    from hyperspy_nanoml.diffraction.preprocess import preprocess_sped, vacuum_mask
+    from hyperspy_nanoml.diffraction.preprocess import preprocess_sped
     from hyperspy_nanoml.learn.decomposition import nmf_decomposition
 
     signal = _load(data, lazy)
@@ -155,22 +155,17 @@ def sped_phase_map(
         mask_direct_beam=mask_direct_beam,
         beam_radius=beam_radius,
         binning=binning,
+        exclude_vacuum=exclude_vacuum,
+        vacuum_threshold=vacuum_threshold,
         show_progressbar=show_progressbar,
     )
     info["source"] = str(data) if isinstance(data, (str, Path)) else "signal"
-    navigation_mask = None
-    if exclude_vacuum:
-        vacuum = vacuum_mask(
-            processed,
-            signal_mask,
-            threshold=vacuum_threshold,
-            show_progressbar=show_progressbar,
-        )
-        info["vacuum_patterns"] = int(vacuum.sum())
-        if vacuum.all():
+    navigation_mask = info.pop("vacuum_mask", None)
+    if navigation_mask is not None:
+        if navigation_mask.all():
             raise ValueError("every pattern looks like vacuum; lower vacuum_threshold")
-        if vacuum.any():
-            navigation_mask = vacuum
+        if not navigation_mask.any():
+            navigation_mask = None
     # masks as signals: unambiguous axis order for any pattern or scan shape
     sig_mask_signal = None if signal_mask is None else hs.signals.Signal2D(signal_mask)
     nav_mask_signal = None
@@ -200,8 +195,7 @@ def sped_phase_map(
             record.get("relative_reconstruction_error", np.nan)
         ),
         passes_over_data=int(record.get("passes_over_data", 0))
-        + int(mask_direct_beam)
-        + int(exclude_vacuum),
+        + int(info["passes_over_data"]),
     )
     if report is not None:
         from hyperspy_nanoml.learn.verification import save_verification_report, verify_nmf

@@ -203,3 +203,26 @@ def test_vacuum_mask(eager, lazy):
         vacuum_mask(s, beam, threshold=2)
     with pytest.raises(ValueError, match="signal_mask"):
         vacuum_mask(s, beam[:10])
+
+
+def test_vacuum_found_in_the_beam_pass(eager, lazy):
+    s, truth = eager
+    _, _, info = preprocess_sped(s, exclude_vacuum=True)
+    assert info["passes_over_data"] == 1
+    np.testing.assert_array_equal(info["vacuum_mask"], truth.regions["vacuum"])
+    assert info["vacuum_patterns"] == truth.regions["vacuum"].sum()
+    assert "same pass" in info["vacuum_method"]
+    _, _, lazy_info = preprocess_sped(lazy[0], exclude_vacuum=True)
+    np.testing.assert_array_equal(lazy_info["vacuum_mask"], info["vacuum_mask"])
+    # a beam mask wider than the central disk: exact vacuum test in a pass of its own
+    _, mask, wide = preprocess_sped(s, exclude_vacuum=True, beam_radius=14.0)
+    assert wide["passes_over_data"] == 2 and "own pass" in wide["vacuum_method"]
+    np.testing.assert_array_equal(wide["vacuum_mask"], vacuum_mask_of(s, mask))
+    with pytest.raises(ValueError, match="vacuum_threshold"):
+        preprocess_sped(s, exclude_vacuum=True, vacuum_threshold=0)
+
+
+def vacuum_mask_of(signal, mask):
+    from hyperspy_nanoml.diffraction.preprocess import vacuum_mask
+
+    return vacuum_mask(signal, mask)
