@@ -197,7 +197,13 @@ class _RowBlocks:
             # float32, C order (row slices contiguous); a copy only when needed, and
             # the input is never modified
             self._X = np.ascontiguousarray(X, dtype=np.float32)
-            sizes = (X.shape[0],)
+            # one block per core (threads, one BLAS thread each: numpy releases the
+            # GIL), never below _SLICE_ROWS rows; small arrays stay one block
+            import os
+
+            n_threads = max(1, min(os.cpu_count() or 1, X.shape[0] // _SLICE_ROWS))
+            rows = -(-X.shape[0] // n_threads)
+            sizes = tuple(min(rows, X.shape[0] - a) for a in range(0, X.shape[0], rows))
         self.sizes = tuple(int(v) for v in sizes)
         self.starts = tuple(int(v) for v in np.concatenate([[0], np.cumsum(sizes)[:-1]]))
 
@@ -208,8 +214,21 @@ class _RowBlocks:
     def run(self, func, *small):
         self.passes += 1
         if not self.is_dask:
-            per_block, sums = func(self._X, 0, *small)
-            return [per_block], sums
+            if len(self.sizes) == 1:
+                per_block, sums = func(self._X, 0, *small)
+                return [per_block], sums
+            from concurrent.futures import ThreadPoolExecutor
+
+            def one(i):
+                a = self.starts[i]
+                return func(self._X[a : a + self.sizes[i]], a, *small)
+
+            with _one_blas_thread(), ThreadPoolExecutor(len(self.sizes)) as pool:
+                outs = list(pool.map(one, range(len(self.sizes))))
+            total = outs[0][1]
+            for o in outs[1:]:  # fixed order: deterministic sums
+                total = _add_tuples(total, o[1])
+            return [o[0] for o in outs], total
         import dask
 
         small_d = [dask.delayed(a, pure=True) for a in small]
