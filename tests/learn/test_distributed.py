@@ -18,7 +18,7 @@ def client():
         n_workers=1,
         threads_per_worker=2,
         processes=False,
-        dashboard_address=None,
+        dashboard_address=":0",
         silence_logs=40,
     )
     c = distributed.Client(cluster)
@@ -67,7 +67,7 @@ def test_distributed_worker_processes(spot_matrix):
         threaded = nmf(Xd, 3, random_state=0)
     with (
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster),
     ):
