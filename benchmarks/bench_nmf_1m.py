@@ -146,11 +146,14 @@ def main(argv=None):
     nmf_record = out.metadata.Processing.nmf_decomposition
     print(
         f"analysis (load + beam + vacuum + NMF): {t_nmf:.1f} s, peak RSS {_gb(mem.peak)} "
-        f"(started at {_gb(mem.start)})"
+        f"(started at {_gb(mem.start)}); of which preprocessing "
+        f"{record.seconds_preprocessing:.1f} s, nmf_decomposition {record.seconds_nmf:.1f} s"
     )
     print(
         f"passes over the data: {record.passes_over_data} in total "
-        f"({nmf_record.passes_over_data} by nmf_decomposition, 1 beam, 1 vacuum); "
+        f"({nmf_record.passes_over_data} by nmf_decomposition, "
+        f"{record.passes_over_data - nmf_record.passes_over_data} by the preprocessing: "
+        "direct beam and vacuum found together); "
         f"{nmf_record.iterations} iterations, converged={nmf_record.converged}, "
         f"{nmf_record.algorithm}"
     )

@@ -10,7 +10,8 @@ Model (expected counts of pattern ``i`` at pixel ``q``)::
 
 - ``patterns`` (k x p x p): kinematic spot patterns of the phases (Gaussian
   spots on a 2-D reciprocal lattice, integrated over each pixel, plus a weak
-  diffuse background), each summing to ``counts``. Phase 0 is zinc-blende GaAs
+  diffuse background), each summing to ``counts`` (the thin carbon film to
+  0.6 ``counts``). Phase 0 is zinc-blende GaAs
   seen along [1-10]; phase 1 is its twin, the mirror of phase 0 about the
   [111] growth axis (vertical in the pattern; both share the 111 row of spots);
   phase 2 is wurtzite GaAs along [11-20] (its 0002 spot nearly coincides with

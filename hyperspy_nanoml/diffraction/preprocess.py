@@ -364,11 +364,39 @@ def bin_reciprocal(signal, factor):
     return signal.rebin(scale=(1,) * nav + (factor, factor), dtype=np.float32)
 
 
-def as_float32(signal):
-    """A new signal with the data as ``float32`` (lazy: converted block by block)."""
+_BLOCK_BYTES = 64 * 2**20  # float32 bytes per lazy block after conversion
+
+
+def _split_rows(chunks, max_rows):
+    """Split every chunk of the first axis into near-equal pieces of <= max_rows."""
+    out = []
+    for size in chunks:
+        pieces = -(-size // max_rows)
+        base, extra = divmod(size, pieces)
+        out.extend([base + 1] * extra + [base] * (pieces - extra))
+    return tuple(out)
+
+
+def as_float32(signal, *, block_bytes=_BLOCK_BYTES):
+    """A new signal with the data as ``float32``.
+
+    Lazy data are converted block by block: chunks whose float32 version would
+    exceed ``block_bytes`` (64 MiB) are first split along the first navigation
+    axis (whole patterns, whole rows of the scan), so that the converted blocks
+    stay small whatever the chunking of the file; the task graph grows by a few
+    tasks per file chunk. Eager data are converted in one ``astype`` (no
+    float64 intermediate).
+    """
     data = signal.data
     if _is_lazy(signal):
-        new = data if data.dtype == np.float32 else data.astype(np.float32)
+        new = data
+        if data.ndim > 2:
+            row_bytes = 4 * int(np.prod(data.shape[1:]))
+            max_rows = max(1, int(block_bytes // row_bytes))
+            if max(data.chunks[0]) > max_rows:
+                new = new.rechunk({0: _split_rows(data.chunks[0], max_rows)})
+        if new.dtype != np.float32:
+            new = new.astype(np.float32)
     else:
         new = np.asarray(data, dtype=np.float32)
         if new is data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +137,8 @@ def sped_phase_map(
         ``learning_results`` filled: loadings = phase maps, factors = phase
         patterns (NaN on the masked beam), ``learning_results.
         nmf_component_choice`` = the evidence for the number of components.
-        ``metadata.Processing.sped_phase_map`` records every step.
+        ``metadata.Processing.sped_phase_map`` records every step (with the
+        seconds spent in preprocessing, NMF and report).
 
     Examples
     --------
@@ -150,6 +152,7 @@ def sped_phase_map(
     from hyperspy_nanoml.learn.decomposition import nmf_decomposition
 
     signal = _load(data, lazy)
+    started = time.perf_counter()
     processed, signal_mask, info = preprocess_sped(
         signal,
         mask_direct_beam=mask_direct_beam,
@@ -171,6 +174,8 @@ def sped_phase_map(
     nav_mask_signal = None
     if navigation_mask is not None:
         nav_mask_signal = hs.signals.BaseSignal(navigation_mask).T
+    info["seconds_preprocessing"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
     nmf_decomposition(
         processed,
         n_components,
@@ -183,6 +188,7 @@ def sped_phase_map(
         print_info=print_info,
         **nmf_kwargs,
     )
+    info["seconds_nmf"] = round(time.perf_counter() - started, 3)
     lr = processed.learning_results
     record = processed.metadata.get_item("Processing.nmf_decomposition", {})
     if hasattr(record, "as_dictionary"):
@@ -200,6 +206,7 @@ def sped_phase_map(
     if report is not None:
         from hyperspy_nanoml.learn.verification import save_verification_report, verify_nmf
 
+        started = time.perf_counter()
         verification = verify_nmf(
             processed,
             n_restarts=n_restarts,
@@ -207,6 +214,7 @@ def sped_phase_map(
             show_progressbar=show_progressbar,
         )
         info["report"] = str(save_verification_report(verification, report))
+        info["seconds_report"] = round(time.perf_counter() - started, 3)
     processed.metadata.set_item(
         "Processing.sped_phase_map",
         {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.items()},

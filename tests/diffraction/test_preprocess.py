@@ -226,3 +226,15 @@ def vacuum_mask_of(signal, mask):
     from hyperspy_nanoml.diffraction.preprocess import vacuum_mask
 
     return vacuum_mask(signal, mask)
+
+
+def test_float32_blocks_stay_small(lazy):
+    s, _ = lazy  # chunks of 4 scan rows of 24 patterns of 64 x 64 px
+    row_bytes = 24 * 64 * 64 * 4
+    f = as_float32(s, block_bytes=row_bytes * 1.5)
+    assert f._lazy and f.data.dtype == np.float32
+    assert max(f.data.chunks[0]) == 1 and sum(f.data.chunks[0]) == 24
+    np.testing.assert_array_equal(f.data.compute(), s.data.compute())
+    g = as_float32(s, block_bytes=row_bytes * 2)
+    assert set(g.data.chunks[0]) == {2}
+    assert as_float32(s).data.chunks == s.data.chunks  # small chunks are kept
