@@ -15,6 +15,7 @@ import numpy as np
 __all__ = ["component_choice_from", "nmf_decomposition"]
 
 _BLOCK_BYTES = 64 * 2**20  # float32 bytes per row block of the unfolded lazy data
+_MIN_BLOCK_BYTES = 8 * 2**20  # existing chunks at least this large are kept
 
 
 def _array_axes(signal):
@@ -37,6 +38,7 @@ def _unfold_data(signal):
     For dask data the navigation axes after the first and all signal axes become one
     chunk, and the first navigation axis is chunked so one block holds about
     ``_BLOCK_BYTES`` of float32: a few large tasks per pass instead of thousands.
+    Chunks that already hold whole signals and 8-256 MiB (as float32) are kept.
     """
     nav, sig = _array_axes(signal)
     nav_shape, sig_shape = _shapes(signal)
@@ -49,12 +51,21 @@ def _unfold_data(signal):
     if signal._lazy:
         if nav_shape:
             inner = int(np.prod(nav_shape[1:])) if len(nav_shape) > 1 else 1
-            rows = max(1, _BLOCK_BYTES // max(1, inner * n_sig * 4))
-            first = min(nav_shape[0], rows)
-            chunks = (first,) + (-1,) * (data.ndim - 1)
+            row_bytes = inner * n_sig * 4
+            whole = all(len(c) == 1 for c in data.chunks[1:])
+            largest = max(data.chunks[0]) * row_bytes
+            if whole and _MIN_BLOCK_BYTES <= largest <= 4 * _BLOCK_BYTES:
+                chunks = None  # already whole signals in large blocks: no rechunk
+                # (merging chunks costs a copy per block and pass; measured on the
+                # 16k SPED zspy: 0.16 s per pass with its 2048-pattern chunks, 0.3 s
+                # merged into 4096-pattern blocks)
+            else:
+                rows = max(1, _BLOCK_BYTES // max(1, row_bytes))
+                chunks = (min(nav_shape[0], rows),) + (-1,) * (data.ndim - 1)
         else:
             chunks = (-1,) * data.ndim
-        data = data.rechunk(chunks)
+        if chunks is not None:
+            data = data.rechunk(chunks)
     return data.reshape(n_nav, n_sig), nav_shape, sig_shape
 
 
