@@ -220,15 +220,15 @@ def main(quick=False):
 
     print()
     header = (
-        f"{'method':26s}{'time s':>9s}{'peak MiB':>10s}{'rel err':>10s}"
-        f"{'pattern cos':>13s}{'(min)':>8s}{'map cos':>9s}{'(min)':>8s}  notes"
+        f"{'method':26s}{'time s':>8s}{'peak MiB':>9s}{'rel err':>11s}"
+        f"{'pattern cos':>12s}{'(min)':>8s}{'map cos':>10s}{'(min)':>8s}  notes"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['name']:26s}{r['time']:9.2f}{r['mem']:10.0f}{r['err']:10.5f}"
-            f"{r['pat']:13.5f}{r['pat_min']:8.4f}{r['map']:9.5f}{r['map_min']:8.4f}  {r['extra']}"
+            f"{r['name']:26s}{r['time']:8.2f}{r['mem']:9.0f}{r['err']:11.7f}"
+            f"{r['pat']:12.6f}{r['pat_min']:8.4f}{r['map']:10.6f}{r['map_min']:8.4f}  {r['extra']}"
         )
     by = {r["name"]: r for r in rows}
     ol, oe = by["ours lazy (zspy)"], by["ours eager"]
@@ -241,15 +241,15 @@ def main(quick=False):
     op = by["ours lazy, Poisson norm."]
     print(
         f"ours lazy with Poisson normalisation: {hl['time'] / op['time']:.1f}x faster than "
-        f"HyperSpy lazy, pattern/map cosine {op['pat']:.5f}/{op['map']:.5f}"
+        f"HyperSpy lazy, pattern/map cosine {op['pat']:.6f}/{op['map']:.6f}"
     )
     print(
-        f"accuracy vs truth (mean pattern/map cosine): ours lazy {ol['pat']:.5f}/{ol['map']:.5f}, "
-        f"sklearn {sk['pat']:.5f}/{sk['map']:.5f}, HyperSpy lazy {hl['pat']:.5f}/{hl['map']:.5f}"
+        f"accuracy vs truth (mean pattern/map cosine): ours lazy {ol['pat']:.6f}/{ol['map']:.6f}, "
+        f"sklearn {sk['pat']:.6f}/{sk['map']:.6f}, HyperSpy lazy {hl['pat']:.5f}/{hl['map']:.5f}"
     )
     print(
-        f"relative error: ours lazy {ol['err']:.6f}, ours eager {oe['err']:.6f}, "
-        f"sklearn {sk['err']:.6f}, HyperSpy lazy {hl['err']:.6f}"
+        f"relative error: ours lazy {ol['err']:.8f}, ours eager {oe['err']:.8f}, "
+        f"sklearn {sk['err']:.8f}, HyperSpy lazy {hl['err']:.6f}"
     )
     return rows
 

@@ -230,19 +230,19 @@ def nmf_decomposition(
         )
     lazy = _is_dask(X)
     Xk = X
-    zero_filled = False
-    if keep_cols is not None:
-        if lazy:
-            # masked channels set to zero block by block (fused with the float32
-            # conversion) rather than gathered away: a gather of the kept columns costs
-            # a copy per block and pass; zero columns get zero components, which are
-            # dropped after the factorisation (the optimum is the same)
-            Xk = Xk.map_blocks(_zero_columns, sig_mask, dtype=np.float32)
-            zero_filled = True
-        else:
-            Xk = Xk[:, keep_cols]
     if keep_rows is not None:
-        Xk = Xk[keep_rows]
+        Xk = Xk[keep_rows]  # whole rows: a cheap gather (lazy: per chunk)
+    zero_filled = keep_cols is not None
+    if zero_filled:
+        # Masked channels are set to zero (fused with the float32 conversion, block by
+        # block for lazy data) rather than gathered away: zero columns get zero
+        # components at the optimum, which are dropped after the factorisation, and a
+        # column gather costs a strided copy (measured 0.6-1.0 s on 16384 x 4096 uint16,
+        # against 0.1 s for the conversion, and once per pass for lazy data).
+        if lazy:
+            Xk = Xk.map_blocks(_zero_columns, sig_mask, dtype=np.float32)
+        else:
+            Xk = _zero_columns(Xk, sig_mask)
     extra_passes = 0
 
     # Poisson normalisation (Keenan & Kotula 2004), block-wise for lazy data
@@ -378,7 +378,8 @@ def nmf_decomposition(
 
 
 def _zero_columns(block, mask):
-    out = np.array(block, dtype=np.float32)  # a copy, also for float32 input
+    """float32 C-ordered copy of a row block with the masked columns set to 0."""
+    out = np.array(block, dtype=np.float32, order="C")  # a copy, also for float32
     out[:, mask] = 0
     return out
 
