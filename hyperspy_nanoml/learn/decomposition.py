@@ -190,8 +190,10 @@ def nmf_decomposition(
     Returns
     -------
     hyperspy_nanoml.learn.nmf.NMFResult
-        The engine's result (passes, errors), with ``W``/``H`` before masking and
-        scaling; the signal's ``learning_results`` holds the HyperSpy view.
+        The engine's result (passes, errors) as fitted: rows of ``W`` for the kept
+        navigation positions, ``H`` over all channels (masked ones zero-filled, so
+        ≈ 0), before Poisson un-scaling and reordering; ``learning_results`` holds
+        the HyperSpy view.
 
     Examples
     --------
