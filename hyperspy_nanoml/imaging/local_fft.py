@@ -361,7 +361,7 @@ def local_fft_features(
         FFT patterns), so ``get_decomposition_loadings()``,
         ``get_decomposition_factors()`` and ``plot_decomposition_results()``
         work; ``component_choice`` holds the evidence for the number of
-        components (also in ``metadata.LocalFFT.component_choice``). See :class:`LocalFFTSignal` for the loadings
+        components (stored as ``learning_results.nmf_component_choice``). See :class:`LocalFFTSignal` for the loadings
         on the image grid, the PDF report and the ImageJ export.
 
     Examples

@@ -64,18 +64,16 @@ class LocalFFTSignal(Signal2D):
         lr.signal_mask = None
         lr.explained_variance = None
         lr.explained_variance_ratio = None
+        # a plain dict, as nmf_decomposition stores it, so the result saves to .hspy
+        lr.nmf_component_choice = None if choice is None else choice.as_dict()
         self.metadata.set_item("LocalFFT.n_components", int(k))
-        if choice is not None:
-            self.metadata.set_item("LocalFFT.component_choice", choice.as_dict())
 
     @property
     def component_choice(self):
         """The evidence for the number of components (None if it was given)."""
-        from hyperspy_nanoml.learn.n_components import ComponentChoice
+        from hyperspy_nanoml.learn.decomposition import component_choice_from
 
-        if not self.metadata.has_item("LocalFFT.component_choice"):
-            return None
-        return ComponentChoice.from_dict(self.metadata.LocalFFT.component_choice)
+        return component_choice_from(self.learning_results)
 
     def _require_decomposition(self):
         if self.learning_results.loadings is None:
