@@ -224,6 +224,13 @@ def test_auto_number_of_components(signal, capsys):
     assert "chosen automatically" in capsys.readouterr().out
 
 
+def test_auto_number_of_components_lazy(signal):
+    lazy = signal.as_lazy()
+    lazy.nmf_decomposition("auto", random_state=0, print_info=False)
+    assert lazy.learning_results.output_dimension == 3
+    assert lazy.metadata.Processing.nmf_decomposition.lazy is True
+
+
 def test_spectrum_line(spot_data):
     """A 1-D navigation axis and a 1-D signal (EDS-like)."""
     data, _, _ = spot_data

@@ -131,7 +131,7 @@ def test_report_pdf(decomposed, tmp_path):
 
 
 def test_verify_needs_a_decomposition():
-    s = hs.signals.Signal2D(np.ones((4, 4, 8, 8)))
+    s = hs.signals.Signal2D(np.random.default_rng(0).random((4, 4, 8, 8)))
     with pytest.raises(ValueError, match="nmf_decomposition"):
         verify_nmf(s)
     s.decomposition(print_info=False, centre="navigation")
