@@ -131,44 +131,45 @@ def profile_likelihood(values):
 
 
 def centred_spectrum(X, n_eigenvalues, random_state=None):
-    """Largest eigenvalues of the covariance of ``X`` (rows are samples).
+    """Largest eigenvalues of the covariance of the in-memory matrix ``X``.
 
-    numpy input: exact SVD when small, otherwise a randomised SVD; dask input:
-    :func:`dask.array.linalg.svd_compressed`, which reads the data a few times
-    and never holds it in memory.
+    Exact (eigenvalues of the Gram matrix) when one side is small, otherwise a
+    randomised SVD.
     """
     n, m = X.shape
     k = int(min(n_eigenvalues, n - 1, m))
-    if hasattr(X, "dask"):
-        import dask.array as da
+    Xc = np.asarray(X, dtype=np.float32)
+    Xc = Xc - Xc.mean(axis=0)
+    if min(n, m) <= 1500:
+        from threadpoolctl import threadpool_limits
 
-        # One pass for the mean, then svd_compressed with compute=True, which
-        # runs each pass on its own instead of keeping all of X in memory
-        # between passes (X may be computed on the fly and larger than memory).
-        mean = X.mean(axis=0, dtype=np.float32).compute()
-        Xc = X.astype(np.float32) - mean
-        seed = np.random.default_rng(random_state).integers(2**31)
-        _, s, _ = da.linalg.svd_compressed(
-            Xc, k, n_power_iter=1, seed=int(seed), compute=True
-        )
-        s = s.compute()
-    else:
-        Xc = np.asarray(X, dtype=np.float32)
-        Xc = Xc - Xc.mean(axis=0)
-        if min(n, m) <= 1500:
-            # exact: eigenvalues of the small Gram matrix (one BLAS call)
-            from threadpoolctl import threadpool_limits
+        G = Xc @ Xc.T if n <= m else Xc.T @ Xc
+        # LAPACK on a small matrix: one thread is fastest, and OpenBLAS's
+        # threads spin badly when another process holds a core
+        with threadpool_limits(limits=1, user_api="blas"):
+            ev = np.linalg.eigvalsh(G.astype(np.float64))[::-1][:k]
+        return np.maximum(ev, 0.0) / max(n - 1, 1)
+    from sklearn.utils.extmath import randomized_svd
 
-            G = Xc @ Xc.T if n <= m else Xc.T @ Xc
-            # LAPACK on a small matrix: one thread is fastest, and OpenBLAS's
-            # threads spin badly when another process holds a core
-            with threadpool_limits(limits=1, user_api="blas"):
-                ev = np.linalg.eigvalsh(G.astype(np.float64))[::-1][:k]
-            return np.maximum(ev, 0.0) / max(n - 1, 1)
-        from sklearn.utils.extmath import randomized_svd
-
-        _, s, _ = randomized_svd(Xc, k, n_iter=2, random_state=random_state)
+    _, s, _ = randomized_svd(Xc, k, n_iter=2, random_state=random_state)
     return (s.astype(float) ** 2) / max(n - 1, 1)
+
+
+def sample_rows(X, max_bytes=256 * 2**20):
+    """Evenly spaced rows of ``X`` as an in-memory float32 array.
+
+    Every s-th row, with s chosen so the sample takes at most ``max_bytes``:
+    for a lazy scan that is one pass over the data (each block keeps its share
+    of rows), and the sample covers the whole scan uniformly. The covariance
+    spectrum of such a sample has the same signal components; only components
+    carried by fewer than ~1/s of the samples could be missed.
+    """
+    n, m = X.shape
+    stride = max(1, int(np.ceil(n * m * 4 / max_bytes)))
+    sample = X[::stride]
+    if hasattr(sample, "dask"):
+        sample = sample.astype(np.float32).compute()
+    return np.asarray(sample, dtype=np.float32), stride
 
 
 def _check_matrix(X):
@@ -184,15 +185,14 @@ def _check_matrix(X):
         )
 
 
-def _unit_sum_rows(X):
-    sums = X.sum(axis=1, dtype=np.float32)
-    if hasattr(X, "dask"):
-        import dask.array as da
-
-        # zero-sum rows stay zero rows: harmless for the covariance spectrum
-        return X / da.where(sums > 0, sums, 1)[:, None]
-    keep = sums > 0
-    return X[keep] / sums[keep, None]
+def _unit_sum_rows(X, min_fraction=0.25):
+    """Rows scaled to unit sum; rows summing to less than ``min_fraction`` of the
+    median row sum are left out (their shape is mostly noise: vacuum, holes)."""
+    sums = X.sum(axis=1, dtype=np.float64)
+    positive = sums[sums > 0]
+    floor = min_fraction * np.median(positive) if positive.size else 0.0
+    keep = sums > max(floor, 0.0)
+    return X[keep] / sums[keep, None].astype(X.dtype), int(np.count_nonzero(~keep))
 
 
 def choose_n_components(
@@ -208,7 +208,9 @@ def choose_n_components(
     Parameters
     ----------
     X : numpy.ndarray or dask.array.Array, shape (n_samples, n_features)
-        The data as NMF will see it (features already scaled).
+        The data as NMF will see it (features already scaled). Lazy or large
+        data are read once, keeping an evenly spaced sample of rows of at most
+        256 MB (:func:`sample_rows`).
     max_components : int, optional
         Upper bound on the answer (default 30).
     min_variance_ratio : float
@@ -219,7 +221,8 @@ def choose_n_components(
     normalize_rows : bool
         Scale each sample to unit sum first (default), so that non-convex
         non-negative mixtures also give k - 1 centred components. Samples that
-        sum to zero are left out.
+        sum to less than 25 % of the median sample are left out: scaled up,
+        their shape is mostly noise.
     random_state : int, numpy.random.Generator or None
         Seed of the randomised SVD used on large or lazy data.
 
@@ -240,15 +243,26 @@ def choose_n_components(
     max_components = 30 if max_components is None else int(max_components)
     if max_components < 1:
         raise ValueError(f"max_components must be >= 1, got {max_components}")
+    notes = []
+    if hasattr(X, "dask") or X.nbytes > 2 * 256 * 2**20:
+        X, stride = sample_rows(X)
+        if stride > 1:
+            notes.append(
+                f"Chosen on one sample in {stride} ({X.shape[0]} samples, one pass)."
+            )
     if normalize_rows:
-        X = _unit_sum_rows(X)
+        X, n_dropped = _unit_sum_rows(X)
+        if n_dropped:
+            notes.append(
+                f"{n_dropped} faint sample(s) (sum < 25% of the median) left out of the choice."
+            )
+    _check_matrix(X)
     n, m = X.shape
     # Enough eigenvalues to see the noise floor, but not the decay of the last
     # ones that small overlapping-window data sets show (it fools the split).
     n_ev = int(max(min(max_components + 10, n // 4, m // 4), min(10, n - 1, m)))
     ev = centred_spectrum(X, n_ev, random_state=random_state)
-    notes = []
-    constant = not hasattr(X, "dask") and bool(np.all(X == X[:1]))
+    constant = bool(np.all(X == X[:1]))
     if constant or not np.all(np.isfinite(ev)) or ev[0] <= 0:
         raise ValueError(
             "the data have no variance (all samples are identical) or contain NaN/inf; "

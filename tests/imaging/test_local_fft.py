@@ -256,3 +256,12 @@ def test_bad_images():
         nml.local_fft_features(np.ones((300, 300)))
     with pytest.raises(ValueError, match="2-D image"):
         nml.local_fft_features(hs.signals.Signal1D(rng.random((300, 300))))
+
+
+@pytest.mark.parametrize("textures", [("particles", "flat"), FOUR + ("flat",)])
+def test_a_flat_region_counts_as_a_texture(textures):
+    data, regions = make_textured_image((1024, 1024), textures, noise=0.5, random_state=3)
+    result = nml.local_fft_features(data, random_state=0)
+    assert result.learning_results.output_dimension == len(textures)
+    truth = _window_truth(result, regions)
+    assert adjusted_rand_score(truth.ravel(), result.segmentation().ravel()) > 0.85

@@ -67,3 +67,26 @@ def test_plot_marks_the_choice():
 def test_bad_input(X, match):
     with pytest.raises(ValueError, match=match):
         choose_n_components(X)
+
+
+def test_lazy_data_is_sampled_in_one_pass(monkeypatch):
+    from hyperspy_nanoml.learn import n_components
+
+    X = _mixture(3, n=4000, seed=5)
+    lazy = da.from_array(X, chunks=(500, -1))
+    sample, stride = n_components.sample_rows(lazy, max_bytes=X.nbytes // 8)
+    assert stride == 4  # float32 rows: (n * m * 4 bytes) / (n * m * 8 / 8 bytes)
+    np.testing.assert_array_equal(sample, X[::stride].astype(np.float32))
+    monkeypatch.setattr(n_components, "sample_rows", lambda X: (X[::4].compute(), 4))
+    choice = n_components.choose_n_components(lazy)
+    assert choice.n_components == 3
+    assert "one sample in 4" in choice.reason
+
+
+def test_near_empty_samples_do_not_inflate_the_number():
+    rng = np.random.default_rng(6)
+    X = _mixture(3, n=600, seed=6)
+    vacuum = rng.poisson(0.005, (400, X.shape[1])).astype(float)  # ~1 stray count each
+    choice = choose_n_components(np.vstack([X, vacuum]))
+    assert choice.n_components == 3
+    assert "faint sample" in choice.reason
