@@ -65,14 +65,14 @@ def published_steps(image, window=128, step=64, random_state=0):
             power = np.abs(np.fft.fftshift(np.fft.fft2(tile))) ** 2
             features.append(np.log(power + 10000).ravel())
     X = np.asarray(features)
-    s = np.linalg.svd(X, compute_uv=False)  # uncentred, full
+    _, s, _ = np.linalg.svd(X, full_matrices=False)  # uncentred, full (eigen-images kept)
     grad = np.gradient(s**2 / np.sum(s**2))
     # first local maximum of the scree plot's gradient
     k = next(
         (i for i in range(1, len(grad) - 1) if grad[i - 1] < grad[i] >= grad[i + 1]), 4
     )
     k = max(int(k) + 1, 2)
-    model = NMF(n_components=k, init="nndsvda", max_iter=400, random_state=random_state)
+    model = NMF(n_components=k, random_state=random_state)  # scikit-learn defaults
     W = model.fit_transform(X)
     return W, model.components_, k
 

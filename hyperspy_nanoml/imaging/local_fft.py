@@ -55,20 +55,26 @@ def taper_window(window, taper="hann"):
     raise ValueError(f"unknown taper {taper!r}; choose one of {TAPERS}")
 
 
-def _scale_features(power, scaling, reference):
-    """Scale-free features from the power spectrum (``reference`` ~ power scale)."""
+def _spectrum_features(spectrum, scaling, reference, out):
+    """Scale-free features of a complex half spectrum, written into ``out``.
+
+    ``reference`` is the power a window of white noise with the image's
+    standard deviation would have per bin, so the features do not depend on
+    the image's intensity scale. The DC bin is set to zero.
+    """
     if scaling == "sqrt":
-        np.sqrt(power, out=power)
-        power /= np.float32(np.sqrt(reference))
-    elif scaling == "power":
-        power /= np.float32(reference)
-    elif scaling == "log":
-        # log(1 + P / P_ref): the offset is relative to the image's own scale
-        power /= np.float32(reference)
-        np.log1p(power, out=power)
+        np.abs(spectrum, out=out)  # amplitude = sqrt(power), without forming the power
+        out *= np.float32(1.0 / np.sqrt(reference))
+    elif scaling in ("power", "log"):
+        np.square(spectrum.real, out=out)
+        out += np.square(spectrum.imag)
+        out *= np.float32(1.0 / reference)
+        if scaling == "log":  # log(1 + P / P_ref): the offset follows the image's scale
+            np.log1p(out, out=out)
     else:
         raise ValueError(f"unknown scaling {scaling!r}; choose one of {SCALINGS}")
-    return power
+    out[..., 0, 0] = 0.0
+    return out
 
 
 def window_spectra(image, window, step, taper_array, scaling, reference):
@@ -90,10 +96,7 @@ def window_spectra(image, window, step, taper_array, scaling, reference):
         block -= block.mean(axis=(-2, -1), keepdims=True)
         block *= taper_array
         spectrum = scipy.fft.rfft2(block, workers=-1)
-        power = np.square(spectrum.real)
-        power += np.square(spectrum.imag)
-        power[..., 0, 0] = 0.0
-        out[r0 : r0 + rows_per_block] = _scale_features(power, scaling, reference)
+        _spectrum_features(spectrum, scaling, reference, out[r0 : r0 + rows_per_block])
     return out
 
 
@@ -350,7 +353,8 @@ def local_fft_features(
     show_progressbar : bool or None
         None follows ``hs.preferences.General.show_progressbar``.
     **nmf_kwargs
-        Passed to :func:`hyperspy_nanoml.learn.nmf.nmf` (``max_iter``, ``tol``).
+        Passed to :func:`hyperspy_nanoml.learn.nmf.nmf` (``max_iter``, ``tol``;
+        ``tol`` defaults to 1e-4 here).
 
     Returns
     -------
@@ -444,6 +448,9 @@ def decompose_features(
         choice, k = None, int(n_components)
     else:
         raise TypeError(f'n_components must be "auto" or an integer, got {n_components!r}')
+    # 1e-4: the maps and patterns no longer change visibly (the relative error
+    # differs from tol=1e-5 by < 1e-4 of itself on the SEM benchmark image)
+    nmf_kwargs.setdefault("tol", 1e-4)
     fit = nmf(
         X, k, random_state=random_state, show_progressbar=show_progressbar, **nmf_kwargs
     )
