@@ -27,47 +27,13 @@ and maps with the true ones after Hungarian matching (mean and minimum).
 Usage: ``python benchmarks/bench_nmf_16k.py [--quick]`` (``--quick``: 64×64 scan).
 """
 
-import gc
 import os
 import sys
 import tempfile
-import threading
-import time
 import warnings
 
 import numpy as np
-
-
-class PeakRSS:
-    """Peak resident memory above the level at entry, sampled in a thread."""
-
-    def __init__(self, interval=0.005):
-        import psutil
-
-        self.process = psutil.Process(os.getpid())
-        self.interval = interval
-
-    def __enter__(self):
-        gc.collect()
-        self.base = self.process.memory_info().rss
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self.t0 = time.perf_counter()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.t0
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
-        self.mb = (self.peak - self.base) / 2**20
+from _common import PeakRSS
 
 
 def matched(A, B):

@@ -21,39 +21,14 @@ Peak memory is the resident set size of this process, sampled every 20 ms
 import argparse
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import PeakRSS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = Path("/tmp/nanoml_bench")
-
-
-class PeakRSS:
-    """Peak resident memory of this process while the block runs."""
-
-    def __enter__(self):
-        import psutil
-
-        self._proc = psutil.Process()
-        self.start = self._proc.memory_info().rss
-        self.peak = self.start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            time.sleep(0.02)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._proc.memory_info().rss)
 
 
 def _scores(signal, truth):

@@ -49,19 +49,10 @@ def _load(data, lazy):
 
 def _choice_reason(learning_results):
     """Why this number of components (the evidence kept by ``nmf_decomposition``)."""
-    choice = getattr(learning_results, "nmf_component_choice", None)
-    if choice is None:
-        return "given"
-    try:  # the evidence is kept as a plain dict; rebuild the object for its reason
-        from hyperspy_nanoml.learn.decomposition import component_choice_from
+    from hyperspy_nanoml.learn.decomposition import component_choice_from
 
-        choice = component_choice_from(learning_results)
-    except ImportError:  # pragma: no cover - older engine stored the object
-        pass
-    reason = getattr(choice, "reason", None)
-    if reason is None and isinstance(choice, dict):
-        reason = choice.get("reason")
-    return str(reason) if reason is not None else "auto"
+    choice = component_choice_from(learning_results)
+    return "given" if choice is None else choice.reason
 
 
 def sped_phase_map(
