@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data():
     """Path to ../shared/data; skips the test with the reason when it is absent."""
     if not SHARED_DATA.is_dir():
