@@ -171,7 +171,8 @@ def nmf_decomposition(
     normalize_poissonian_noise : bool
         Scale ``X`` by ``1/sqrt(aG ⊗ bH)`` (row and column sums; Keenan & Kotula 2004,
         Surf. Interface Anal. 36:203) before the factorisation, and undo it on the
-        factors and loadings afterwards. One extra pass for lazy data.
+        factors and loadings afterwards. One extra pass for lazy data, which also
+        takes the row sample of ``n_components="auto"`` (no pass of its own then).
     signal_mask, navigation_mask : numpy.ndarray or BaseSignal, optional
         True where channels / navigation positions are *excluded* (HyperSpy's
         convention; a numpy navigation mask is in ``navigation_shape`` order as in
@@ -245,33 +246,48 @@ def nmf_decomposition(
             Xk = Xk.map_blocks(_zero_columns, sig_mask, dtype=np.float32)
         else:
             Xk = _zero_columns(Xk, sig_mask)
-    extra_passes = 0
-
-    # Poisson normalisation (Keenan & Kotula 2004), block-wise for lazy data
-    root_aG = root_bH = total_sq = None
-    if normalize_poissonian_noise:
-        Xk, root_aG, root_bH, total_sq = _poisson_scale(Xk, lazy)
-        extra_passes += 1
-
-    choice = None
-    if isinstance(n_components, str):
-        if n_components != "auto":
-            raise ValueError(
-                f"n_components must be an integer or 'auto', not {n_components!r}"
-            )
-        from hyperspy_nanoml.learn.n_components import choose_n_components
-
-        choice = choose_n_components(
-            Xk, max_components=max_components, random_state=random_state
-        )
-        k = int(choice.n_components)
-    elif isinstance(n_components, numbers.Integral) and not isinstance(n_components, bool):
-        k = int(n_components)
-    else:
+    auto = isinstance(n_components, str)
+    if auto and n_components != "auto":
+        raise ValueError(f"n_components must be an integer or 'auto', not {n_components!r}")
+    if not auto and (
+        not isinstance(n_components, numbers.Integral) or isinstance(n_components, bool)
+    ):
         raise TypeError(
             f"n_components must be an integer or 'auto', not {n_components!r} "
             f"({type(n_components).__name__})"
         )
+    extra_passes = 0
+
+    # Poisson normalisation (Keenan & Kotula 2004), block-wise for lazy data; its pass
+    # also keeps the evenly spaced row sample of the automatic component choice
+    root_aG = root_bH = total_sq = None
+    choice_sample = None
+    if normalize_poissonian_noise:
+        Xk, root_aG, root_bH, total_sq, choice_sample = _poisson_scale_and_sample(
+            Xk, lazy, keep_sample=lazy and auto
+        )
+        extra_passes += 1
+
+    choice = None
+    if auto:
+        from hyperspy_nanoml.learn.n_components import choose_n_components
+
+        if choice_sample is not None:
+            sample, stride = choice_sample
+            choice = choose_n_components(
+                sample,
+                max_components=max_components,
+                random_state=random_state,
+                sampled_stride=stride,
+            )
+        else:
+            choice = choose_n_components(
+                Xk, max_components=max_components, random_state=random_state
+            )
+            extra_passes += 1  # the choice reads the data (lazy: a row sample) once
+        k = int(choice.n_components)
+    else:
+        k = int(n_components)
 
     res = nmf(
         Xk,
@@ -345,7 +361,7 @@ def nmf_decomposition(
             setattr(lr, name, None)
     lr.__dict__.update(target.__dict__)
 
-    passes = res.passes + extra_passes  # the choice of n_components reads the data too
+    passes = res.passes + extra_passes  # Poisson scaling and the choice of n_components
     record = {
         "algorithm": "NMF (hyperspy_nanoml, " + res.method + ")",
         "n_components": k,
@@ -357,7 +373,10 @@ def nmf_decomposition(
         "relative_reconstruction_error": float(res.reconstruction_error),
         "converged": bool(res.converged),
         "passes_over_data": int(passes),
-        "passes_note": "NMF and Poisson scaling; choosing n_components='auto' adds its own",
+        "passes_note": (
+            "NMF, Poisson scaling and choosing n_components='auto' (lazy data: its row "
+            "sample is taken in the Poisson scaling's pass when both are asked for)"
+        ),
         "iterations": int(res.n_iter),
         "lazy": bool(lazy),
     }
@@ -411,18 +430,42 @@ def component_choice_from(learning_results):
 
 
 def _poisson_scale(Xk, lazy):
-    """Keenan-Kotula scaling ``X / sqrt(aG ⊗ bH)`` (lazy stays lazy; one pass for the sums)."""
+    """Keenan-Kotula scaling ``X / sqrt(aG ⊗ bH)`` (lazy stays lazy; one pass for the sums).
+
+    Returns ``(Xs, root_aG, root_bH, sum of squares)``.
+    """
+    return _poisson_scale_and_sample(Xk, lazy)[:4]
+
+
+def _poisson_scale_and_sample(Xk, lazy, keep_sample=False):
+    """:func:`_poisson_scale`, and optionally the component choice's row sample.
+
+    Returns ``(Xs, root_aG, root_bH, sum of squares, choice_sample)``. With
+    ``keep_sample`` (lazy data), the same pass also keeps the evenly spaced rows that
+    ``choose_n_components`` would read (``sample_rows``); ``choice_sample`` is then
+    ``(Xs[::stride] in memory, stride)``, scaled here exactly as the lazy ``Xs``
+    (same float32 operations, so the same numbers), else None.
+    """
+    sample = stride = None
     if lazy:
         import dask
         import dask.array as da
 
         Xf = Xk.astype(np.float32) if Xk.dtype != np.float32 else Xk
-        aG, bH, mn, sq = dask.compute(
+        parts = [
             Xf.sum(axis=1, dtype=np.float64),
             Xf.sum(axis=0, dtype=np.float64),
             Xf.min(),
             (Xf.astype(np.float64) ** 2).sum(),
-        )
+        ]
+        if keep_sample:
+            from hyperspy_nanoml.learn.n_components import sample_stride
+
+            stride = sample_stride(Xf.shape)
+            parts.append(Xf[::stride])
+        aG, bH, mn, sq, *rest = dask.compute(*parts)
+        if keep_sample:
+            sample = np.asarray(rest[0], dtype=np.float32)
     else:
         Xf = np.asarray(Xk, dtype=np.float32)
         aG = Xf.sum(axis=1, dtype=np.float64)
@@ -448,4 +491,7 @@ def _poisson_scale(Xk, lazy):
         Xs = Xf * da.from_array(ia[:, None], chunks=(Xf.chunks[0], 1)) * ib[None, :]
     else:
         Xs = Xf * ia[:, None] * ib[None, :]
-    return Xs, root_aG, root_bH, float(sq)
+    choice_sample = None
+    if sample is not None:
+        choice_sample = (sample * ia[::stride, None] * ib[None, :], stride)
+    return Xs, root_aG, root_bH, float(sq), choice_sample

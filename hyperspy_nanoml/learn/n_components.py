@@ -155,7 +155,17 @@ def centred_spectrum(X, n_eigenvalues, random_state=None):
     return (s.astype(float) ** 2) / max(n - 1, 1)
 
 
-def sample_rows(X, max_bytes=256 * 2**20):
+_SAMPLE_BYTES = 256 * 2**20
+
+
+def sample_stride(shape, max_bytes=_SAMPLE_BYTES):
+    """Row stride of :func:`sample_rows` for an ``(n, m)`` matrix: every s-th row
+    so that the float32 sample takes at most ``max_bytes``."""
+    n, m = shape
+    return max(1, int(np.ceil(n * m * 4 / max_bytes)))
+
+
+def sample_rows(X, max_bytes=_SAMPLE_BYTES):
     """Evenly spaced rows of ``X`` as an in-memory float32 array.
 
     Every s-th row, with s chosen so the sample takes at most ``max_bytes``:
@@ -164,8 +174,7 @@ def sample_rows(X, max_bytes=256 * 2**20):
     spectrum of such a sample has the same signal components; only components
     carried by fewer than ~1/s of the samples could be missed.
     """
-    n, m = X.shape
-    stride = max(1, int(np.ceil(n * m * 4 / max_bytes)))
+    stride = sample_stride(X.shape, max_bytes)
     sample = X[::stride]
     if hasattr(sample, "dask"):
         sample = sample.astype(np.float32).compute()
@@ -202,6 +211,7 @@ def choose_n_components(
     min_variance_ratio=0.01,
     normalize_rows=True,
     random_state=None,
+    sampled_stride=None,
 ):
     """Choose the number of NMF components for ``X`` and return the evidence.
 
@@ -225,6 +235,11 @@ def choose_n_components(
         their shape is mostly noise.
     random_state : int, numpy.random.Generator or None
         Seed of the randomised SVD used on large or lazy data.
+    sampled_stride : int, optional
+        ``X`` is already the in-memory sample ``data[::sampled_stride]`` that
+        :func:`sample_rows` would take (e.g. kept from a pass that reads the
+        data anyway, see ``nmf_decomposition``); it is used as is and the
+        evidence says so.
 
     Returns
     -------
@@ -244,8 +259,11 @@ def choose_n_components(
     if max_components < 1:
         raise ValueError(f"max_components must be >= 1, got {max_components}")
     notes = []
-    if hasattr(X, "dask") or X.nbytes > 2 * 256 * 2**20:
+    stride = None if sampled_stride is None else int(sampled_stride)
+    if stride is None and (hasattr(X, "dask") or X.nbytes > 2 * _SAMPLE_BYTES):
         X, stride = sample_rows(X)
+    if stride is not None:
+        X = np.asarray(X, dtype=np.float32)
         if stride > 1:
             notes.append(
                 f"Chosen on one sample in {stride} ({X.shape[0]} samples, one pass)."

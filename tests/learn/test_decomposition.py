@@ -262,3 +262,34 @@ def test_save_and_load_results(signal, tmp_path, caplog, ext):
         == signal.learning_results.nmf_info["passes"]
     )
     assert back.get_decomposition_loadings().data.shape == (3, 40, 40)
+
+
+def test_poisson_pass_takes_the_component_choice_sample(signal):
+    """Lazy, auto and Poisson: the choice's row sample comes from the Poisson pass."""
+    from hyperspy_nanoml.learn.decomposition import _poisson_scale
+    from hyperspy_nanoml.learn.n_components import choose_n_components
+
+    counting = CountingArray(signal.data)
+    lazy = hs.signals.Signal2D(
+        da.from_array(counting, chunks=(8, 40, 32, 32), asarray=False)
+    ).as_lazy()
+    res = lazy.nmf_decomposition(
+        "auto", normalize_poissonian_noise=True, random_state=0, print_info=False
+    )
+    record = lazy.metadata.Processing.nmf_decomposition
+    # every read counted: the engine's passes plus one for scaling and sample together
+    assert record.passes_over_data == res.passes + 1
+    assert counting.rows_read == record.passes_over_data * 40
+    # the same evidence as the choice reading the scaled lazy data itself
+    Xs = _poisson_scale(_unfold_data(signal.as_lazy())[0], True)[0]
+    ref = choose_n_components(Xs, random_state=0)
+    choice = component_choice_from(lazy.learning_results)
+    assert choice.n_components == ref.n_components == 3
+    np.testing.assert_array_equal(choice.eigenvalues, ref.eigenvalues)
+    assert choice.notes == ref.notes
+    # without Poisson scaling the choice reads the data once itself, and says so
+    counting.rows_read = 0
+    res = lazy.nmf_decomposition("auto", random_state=0, print_info=False)
+    record = lazy.metadata.Processing.nmf_decomposition
+    assert record.passes_over_data == res.passes + 1
+    assert counting.rows_read == record.passes_over_data * 40
