@@ -128,6 +128,126 @@ def _mean_and_outer(signal, outer_radius=None, show_progressbar=None):
     return mean, outer
 
 
+_STRATA_PER_OCTAVE = 32  # bins of the outer intensity for the column sums
+_STRATA_SLICE = 256  # rows summed in float32 at a time
+
+
+def _strata_keys(outer):
+    """Bin of every pattern's outer intensity (log scale, 32 per octave; -1 for NaN)."""
+    keys = np.floor(_STRATA_PER_OCTAVE * np.log2(1.0 + np.clip(outer, 0.0, None)))
+    return np.where(np.isfinite(keys), keys, -1).astype(np.int64)
+
+
+def _block_strata(block, start, weights, stride):
+    """One block of patterns (rows x pixels): per-row outer-intensity bin, column sums
+    per bin, and the rows of the evenly spaced sample (global index % stride == 0)."""
+    x = np.ascontiguousarray(block, dtype=np.float32).reshape(block.shape[0], -1)
+    keys = _strata_keys(x @ weights)  # the bins only need to be consistent
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    sums = np.zeros((uniq.size, x.shape[1]))
+    labels = np.arange(uniq.size)[:, None]
+    # per-bin sums as one-hot products (BLAS; measured 17 ms for 4000 x 4096 against
+    # 145 ms for sort + np.add.reduceat), float32 over 256 rows at a time: counts
+    # below 65536 sum exactly, then float64 across slices
+    for a in range(0, x.shape[0], _STRATA_SLICE):
+        one_hot = (inverse[None, a : a + _STRATA_SLICE] == labels).astype(np.float32)
+        sums += one_hot @ x[a : a + _STRATA_SLICE]
+    sample = x[(-start) % stride :: stride].copy()
+    return keys, dict(zip(uniq.tolist(), sums, strict=True)), sample
+
+
+def _merge_strata(a, b):
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out[key] + value if key in out else value
+    return out
+
+
+def _strata_pass_parts(data, outer_radius, stride):
+    """Delayed per-block strata (see :func:`_block_strata`), merged by a binary tree."""
+    import dask
+
+    n_sig = int(np.prod(data.shape[-2:]))
+    flat = data.reshape(-1, n_sig)
+    if len(flat.chunks[1]) > 1:
+        flat = flat.rechunk({1: -1})
+    weights = _outer_weights(data.shape[-2:], outer_radius).ravel().astype(np.float32)
+    starts = np.concatenate([[0], np.cumsum(flat.chunks[0])[:-1]]).astype(int)
+    f = dask.delayed(_block_strata, pure=True, nout=3)
+    outs = [
+        f(b, int(s), weights, stride)
+        for b, s in zip(flat.to_delayed(optimize_graph=False)[:, 0], starts, strict=True)
+    ]
+    merge = dask.delayed(_merge_strata, pure=True)
+    sums = [o[1] for o in outs]
+    while len(sums) > 1:
+        sums = [
+            merge(sums[i], sums[i + 1]) if i + 1 < len(sums) else sums[i]
+            for i in range(0, len(sums), 2)
+        ]
+    return [o[0] for o in outs], sums[0], [o[2] for o in outs]
+
+
+def _column_sums_without(keys, strata, vacuum):
+    """Column sums over the non-vacuum patterns from the per-bin sums, or None when a
+    bin holds vacuum and non-vacuum patterns (then only a pass can tell them apart)."""
+    vacuum = np.asarray(vacuum, dtype=bool).ravel()
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    counts = np.bincount(inverse)
+    n_vacuum = np.bincount(inverse, weights=vacuum.astype(np.float64))
+    if np.any((n_vacuum > 0) & (n_vacuum < counts)):
+        return None
+    total = None
+    for key, n_vac in zip(uniq.tolist(), n_vacuum, strict=True):
+        if n_vac == 0:
+            total = strata[key].copy() if total is None else total + strata[key]
+    if total is None:
+        total = np.zeros_like(next(iter(strata.values())))
+    return total
+
+
+def _merge_all(strata):
+    return np.sum(np.stack(list(strata.values())), axis=0)
+
+
+def _mean_outer_strata(signal, outer_radius, stride, show_progressbar):
+    """:func:`_mean_and_outer` plus the per-bin column sums and the row sample, one pass.
+
+    Returns ``mean, outer, (keys, strata, sample)``; the strata are binned by the
+    intensity outside ``outer_radius`` (the whole pattern if None).
+    """
+    import dask
+
+    from hyperspy_nanoml._progress import show_progressbar_default
+
+    data = signal.data
+    nav_axes = tuple(range(data.ndim - 2))
+    radius = -1.0 if outer_radius is None else outer_radius
+    parts = [_da_mean(data, nav_axes)]
+    if outer_radius is not None:
+        weights = _outer_weights(data.shape[-2:], outer_radius)
+        parts.append((data * weights).sum(axis=(-2, -1), dtype=np.float64))
+    keys, strata, samples = _strata_pass_parts(data, radius, stride)
+    if show_progressbar_default(show_progressbar):
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            out = dask.compute(parts, keys, strata, samples)
+    else:
+        out = dask.compute(parts, keys, strata, samples)
+    (results, keys, strata, samples) = out
+    mean = np.asarray(results[0])
+    outer = np.asarray(results[1]) if outer_radius is not None else None
+    sample = np.concatenate(samples, axis=0)
+    return mean, outer, (np.concatenate(keys), strata, sample)
+
+
+def _da_mean(data, nav_axes):
+    import dask.array as da
+
+    return da.mean(data, axis=nav_axes, dtype=np.float64)
+
+
 def mean_pattern(signal, *, show_progressbar=None):
     """The mean diffraction pattern (float64, array order), one pass over the data."""
     _check_signal(signal, need_navigation=False, what="mean_pattern")
@@ -413,6 +533,7 @@ def preprocess_sped(
     exclude_vacuum=False,
     vacuum_threshold=0.1,
     min_contrast=5.0,
+    nmf_statistics=False,
     show_progressbar=None,
 ):
     """Prepare a SPED/4D-STEM signal for NMF: bin, convert to float32, mask the beam.
@@ -439,6 +560,19 @@ def preprocess_sped(
     vacuum_threshold : float
     min_contrast : float
         Passed to :func:`find_direct_beam`.
+    nmf_statistics : bool
+        Also keep, in the same pass (needs ``mask_direct_beam``), what
+        ``nmf_decomposition`` would otherwise read the data for:
+        ``info["column_sums"]``, the sum of every pixel over the patterns the NMF
+        fits (the non-vacuum ones with ``exclude_vacuum``; float64, flat in array
+        order), and ``info["row_sample"]`` = ``(rows, stride)``, every
+        ``stride``-th pattern (flat navigation index, array order) as float32
+        rows of at most 256 MB in all, for the choice of the number of
+        components. The vacuum is only known at the end of the pass, so the
+        sums are kept per bin of the outer intensity (32 bins per octave); if a
+        bin holds vacuum and non-vacuum patterns, ``column_sums`` is None
+        (``nmf_decomposition`` then computes them itself), as with the vacuum
+        test in its own pass.
     show_progressbar : bool, optional
 
     Returns
@@ -483,11 +617,25 @@ def preprocess_sped(
     signal_mask = None
     outer = None
     outer_radius = min(shape) / 6.0
-    if mask_direct_beam:
+    strata = None
+    lazy = _is_lazy(processed)
+    n_nav = int(np.prod(processed.axes_manager.navigation_shape))
+    stride = None
+    if nmf_statistics and mask_direct_beam:
+        from hyperspy_nanoml.learn.n_components import sample_stride
+
+        stride = sample_stride((n_nav, shape[0] * shape[1]))
+    if mask_direct_beam and nmf_statistics and lazy:
+        mean, outer, strata = _mean_outer_strata(
+            processed, outer_radius if exclude_vacuum else None, stride, show_progressbar
+        )
+        info["passes_over_data"] += 1
+    elif mask_direct_beam:
         mean, outer = _mean_and_outer(
             processed, outer_radius if exclude_vacuum else None, show_progressbar
         )
         info["passes_over_data"] += 1
+    if mask_direct_beam:
         centre, radius, _ = _beam_from_mean(mean, min_contrast=min_contrast)
         if beam_radius is not None:
             radius = float(beam_radius) / binning
@@ -529,12 +677,29 @@ def preprocess_sped(
             info["vacuum_method"] = "intensity outside the beam mask (own pass)"
         info["vacuum_mask"] = vacuum
         info["vacuum_patterns"] = int(vacuum.sum())
+    if stride is not None:
+        vacuum = info.get("vacuum_mask")
+        if lazy:
+            keys, sums, sample = strata
+            if vacuum is None:
+                column_sums = _merge_all(sums)
+            elif "own pass" in info["vacuum_method"]:
+                column_sums = None  # strata binned by another intensity
+            else:
+                column_sums = _column_sums_without(keys, sums, vacuum)
+        else:
+            rows = np.asarray(processed.data, dtype=np.float32).reshape(n_nav, -1)
+            keep = slice(None) if vacuum is None else ~vacuum.ravel()
+            column_sums = rows[keep].sum(axis=0, dtype=np.float64)
+            sample = rows[::stride].copy()
+        info["column_sums"] = column_sums
+        info["row_sample"] = (sample, stride)
     processed.metadata.set_item(
         "Signal.nanoml_preprocessing",
         {
             k: (list(v) if isinstance(v, tuple) else v)
             for k, v in info.items()
-            if k != "vacuum_mask"
+            if k not in ("vacuum_mask", "column_sums", "row_sample")
         },
     )
     return processed, signal_mask, info

@@ -82,7 +82,10 @@ def sped_phase_map(
     2. :func:`~hyperspy_nanoml.diffraction.preprocess.preprocess_sped`: optional
        reciprocal binning, float32 block by block, direct beam found and masked,
        and patterns without diffracted intensity (vacuum, holes) found, all in
-       one pass over the data;
+       one pass over the data; for lazy data that pass also keeps the column
+       sums of the Poisson scaling and the row sample of the component choice
+       (``nmf_statistics=True``), so the NMF reads the data only for its own
+       passes;
     3. the vacuum patterns are excluded from the fit (their loadings are NaN,
        as for any HyperSpy navigation mask);
     4. :func:`~hyperspy_nanoml.learn.decomposition.nmf_decomposition` with the
@@ -151,8 +154,14 @@ def sped_phase_map(
         binning=binning,
         exclude_vacuum=exclude_vacuum,
         vacuum_threshold=vacuum_threshold,
+        # the column sums of the Poisson scaling and the row sample of the component
+        # choice, kept in the same pass: nmf_decomposition does not read for them
+        nmf_statistics=bool(getattr(signal, "_lazy", False))
+        and (bool(normalize_poissonian_noise) or n_components == "auto"),
         show_progressbar=show_progressbar,
     )
+    column_sums = info.pop("column_sums", None)
+    row_sample = info.pop("row_sample", None)
     info["source"] = str(data) if isinstance(data, (str, Path)) else "signal"
     navigation_mask = info.pop("vacuum_mask", None)
     if navigation_mask is not None:
@@ -175,10 +184,13 @@ def sped_phase_map(
         navigation_mask=nav_mask_signal,
         random_state=random_state,
         max_components=max_components,
+        column_sums=column_sums if normalize_poissonian_noise else None,
+        choice_sample=row_sample if isinstance(n_components, str) else None,
         show_progressbar=show_progressbar,
         print_info=print_info,
         **nmf_kwargs,
     )
+    del row_sample, column_sums  # up to 256 MB: not kept with the result
     info["seconds_nmf"] = round(time.perf_counter() - started, 3)
     lr = processed.learning_results
     record = processed.metadata.get_item("Processing.nmf_decomposition", {})

@@ -140,6 +140,8 @@ def nmf_decomposition(
     max_passes=None,
     compression="auto",
     max_components=None,
+    column_sums=None,
+    choice_sample=None,
     show_progressbar=None,
     print_info=True,
 ):
@@ -183,6 +185,20 @@ def nmf_decomposition(
         See :func:`hyperspy_nanoml.learn.nmf.nmf`.
     max_components : int, optional
         Upper bound for ``n_components="auto"``.
+    column_sums : array, optional
+        Precomputed sums over the navigation positions used (those that
+        ``navigation_mask`` keeps) of every channel (flat, array order; masked
+        channels are ignored), to skip a pass: with ``normalize_poissonian_noise``
+        the row sums and the sum of squares are then taken block by block while the
+        scaled data are formed in the NMF's first pass, instead of in a pass of
+        their own. ``preprocess_sped(nmf_statistics=True)`` gives them.
+    choice_sample : (rows, stride), optional
+        For ``n_components="auto"``: the raw patterns/spectra ``data[::stride]`` of
+        every ``stride``-th navigation position (flat, array order) as an
+        ``(n, n_signal)`` array, e.g. kept by ``preprocess_sped(nmf_statistics=
+        True)`` in its pass. The masks and the Poisson scaling are applied to it in
+        memory and the number of components is chosen on it, without reading the
+        data.
     show_progressbar : bool, optional
         Default: HyperSpy's preference.
     print_info : bool
@@ -257,23 +273,48 @@ def nmf_decomposition(
             f"({type(n_components).__name__})"
         )
     extra_passes = 0
+    if column_sums is not None:
+        column_sums = np.asarray(column_sums, dtype=np.float64).ravel()
+        if column_sums.shape != (n_sig,) or not np.isfinite(column_sums).all():
+            raise ValueError(
+                f"column_sums must hold {n_sig} finite sums (one per channel, array "
+                f"order), got shape {column_sums.shape}"
+            )
 
     # Poisson normalisation (Keenan & Kotula 2004), block-wise for lazy data; its pass
     # also keeps the evenly spaced row sample of the automatic component choice
     root_aG = root_bH = total_sq = None
-    choice_sample = None
-    if normalize_poissonian_noise:
-        Xk, root_aG, root_bH, total_sq, choice_sample = _poisson_scale_and_sample(
-            Xk, lazy, keep_sample=lazy and auto
+    row_stats = None
+    if normalize_poissonian_noise and column_sums is not None:
+        # no pass: the row sums are taken by the blocks as the scaled data are formed
+        bH = column_sums.copy()
+        if zero_filled:
+            bH[sig_mask] = 0.0  # as if summed over the zero-filled data
+        bH = np.where(bH > 0, bH, 1.0)
+        root_bH = np.sqrt(bH)
+        row_stats = _RowStats()
+        unscaled = Xk
+        Xk = (
+            _scale_rows_lazy(Xk, root_bH, row_stats)
+            if lazy
+            else _scale_rows(Xk, (1.0 / root_bH).astype(np.float32), row_stats)
+        )
+    elif normalize_poissonian_noise:
+        Xk, root_aG, root_bH, total_sq, sampled = _poisson_scale_and_sample(
+            Xk, lazy, keep_sample=lazy and auto and choice_sample is None
         )
         extra_passes += 1
+        if sampled is not None:
+            choice_sample = sampled + (True,)
 
     choice = None
     if auto:
         from hyperspy_nanoml.learn.n_components import choose_n_components
 
         if choice_sample is not None:
-            sample, stride = choice_sample
+            sample, stride = _choice_rows(
+                choice_sample, n_nav, n_sig, nav_mask, sig_mask, root_bH
+            )
             choice = choose_n_components(
                 sample,
                 max_components=max_components,
@@ -300,6 +341,12 @@ def nmf_decomposition(
         show_progressbar=show_progressbar,
     )
 
+    if row_stats is not None:
+        if not row_stats.complete(Xk.shape[0]):
+            # the blocks ran elsewhere (e.g. dask.distributed workers): one pass
+            row_stats.compute(unscaled)
+            extra_passes += 1
+        root_aG, total_sq = np.sqrt(row_stats.row_sums()), row_stats.sum_sq()
     W = res.W.astype(np.float64)
     H = res.H.astype(np.float64)
     if zero_filled:
@@ -367,6 +414,8 @@ def nmf_decomposition(
         "n_components": k,
         "n_components_method": "auto: " + choice.reason if choice is not None else "given",
         "normalize_poissonian_noise": bool(normalize_poissonian_noise),
+        "column_sums_given": column_sums is not None,
+        "choice_sample_given": choice_sample is not None and len(choice_sample) == 2,
         "navigation_mask": nav_mask is not None,
         "signal_mask": sig_mask is not None,
         "random_state": random_state if isinstance(random_state, int | None) else "object",
@@ -403,6 +452,112 @@ def _zero_columns(block, mask):
     out = np.array(block, dtype=np.float32, order="C")  # a copy, also for float32
     out[:, mask] = 0
     return out
+
+
+class _RowStats:
+    """Row sums (float64), their inverse square roots (float32) and sums of squares of
+    the blocks of the data, recorded by :func:`_scale_rows` when it forms the scaled
+    blocks (the first time each block is read), keyed by the block's first row."""
+
+    def __init__(self):
+        self.blocks = {}
+
+    def record(self, start, x):
+        a = x.sum(axis=1, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise ValueError(
+                "the data contain NaN or infinite values; replace them or exclude them "
+                "with navigation_mask / signal_mask before normalize_poissonian_noise"
+            )
+        mn = x.min() if x.size else 0.0
+        if mn < 0:
+            raise ValueError(
+                f"negative values found (minimum {float(mn):.4g}): Poisson normalisation "
+                "and NMF need non-negative counts; clip them (s.data.clip(0)) or offset "
+                "the data"
+            )
+        ia = (1.0 / np.sqrt(np.where(a > 0, a, 1.0))).astype(np.float32)
+        sq = float((x.astype(np.float64) ** 2).sum())
+        self.blocks[int(start)] = (a, ia, sq)
+        return ia
+
+    def inverse_root(self, start, x):
+        got = self.blocks.get(int(start))
+        if got is not None and got[0].shape[0] == x.shape[0]:
+            return got[1]
+        return self.record(start, x)
+
+    def complete(self, n_rows):
+        return sum(v[0].shape[0] for v in self.blocks.values()) == n_rows
+
+    def compute(self, X):
+        """Fill from the unscaled data in one pass (when the blocks ran elsewhere)."""
+        import dask
+
+        Xf = X.astype(np.float32)
+        a, sq = dask.compute(
+            Xf.sum(axis=1, dtype=np.float64), (Xf.astype(np.float64) ** 2).sum()
+        )
+        self.blocks = {0: (np.asarray(a), None, float(sq))}
+
+    def row_sums(self):
+        a = np.concatenate([self.blocks[k][0] for k in sorted(self.blocks)])
+        return np.where(a > 0, a, 1.0)
+
+    def sum_sq(self):
+        return float(sum(self.blocks[k][2] for k in sorted(self.blocks)))
+
+
+def _scale_rows(block, ib, stats, block_info=None):
+    """A block of ``X / sqrt(aG ⊗ bH)``: row sums from the block itself, recorded."""
+    start = 0 if block_info is None else block_info[0]["array-location"][0][0]
+    x = np.asarray(block, dtype=np.float32)
+    ia = stats.inverse_root(start, x)
+    return x * ia[:, None] * ib[None, :]
+
+
+def _scale_rows_lazy(Xk, root_bH, stats):
+    import uuid
+
+    ib = (1.0 / root_bH).astype(np.float32)
+    return Xk.map_blocks(
+        _scale_rows,
+        ib,
+        stats,
+        dtype=np.float32,
+        meta=np.empty((0, 0), np.float32),
+        name="nanoml-poisson-rows-" + uuid.uuid4().hex,
+    )
+
+
+def _choice_rows(choice_sample, n_nav, n_sig, nav_mask, sig_mask, root_bH):
+    """The component choice's sample as ``nmf_decomposition`` would read it.
+
+    ``choice_sample`` is ``(rows, stride)`` (raw rows ``data[::stride]`` of the
+    unfolded data) or ``(rows, stride, True)`` (already masked and scaled).
+    """
+    if len(choice_sample) == 3:
+        return choice_sample[0], choice_sample[1]
+    rows, stride = choice_sample
+    stride = int(stride)
+    rows = np.asarray(rows)
+    index = np.arange(0, n_nav, stride)
+    if rows.ndim != 2 or rows.shape != (index.size, n_sig):
+        raise ValueError(
+            f"choice_sample rows must be data[::{stride}] unfolded, shape "
+            f"({index.size}, {n_sig}), got {rows.shape}"
+        )
+    if nav_mask is not None:
+        rows = rows[~nav_mask[index]]
+    rows = (
+        _zero_columns(rows, sig_mask)
+        if sig_mask is not None
+        else np.array(rows, dtype=np.float32)
+    )
+    if root_bH is not None:
+        ib = (1.0 / root_bH).astype(np.float32)
+        rows = _scale_rows(rows, ib, _RowStats())
+    return rows, stride
 
 
 def _choice_to_dict(choice):

@@ -112,3 +112,70 @@ def test_bad_input(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="zspy"):
         sped_phase_map(tmp_path / "notes.txt")
+
+
+class _CountingArray:
+    """Read-only array counting the scan rows handed out (one pass = every row once)."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim = (
+            array,
+            array.shape,
+            array.dtype,
+            array.ndim,
+        )
+        self.rows_read = 0
+
+    def __getitem__(self, key):
+        out = self.array[key]
+        self.rows_read += out.shape[0]
+        return out
+
+
+def test_lazy_nmf_reads_only_for_its_own_passes(phases):
+    """Lazy: the Poisson column sums and the choice sample come from the preprocessing
+    pass; same result as nmf_decomposition computing them itself, one read less."""
+    import dask.array as da
+    import hyperspy.api as hs
+
+    from hyperspy_nanoml.diffraction.preprocess import preprocess_sped
+    from hyperspy_nanoml.learn.decomposition import component_choice_from
+
+    s, truth = phases
+    counting = _CountingArray(np.asarray(s.data))
+    lazy = hs.signals.Signal2D(
+        da.from_array(counting, chunks=(8, 48, 64, 64), asarray=False)
+    ).as_lazy()
+    out = sped_phase_map(lazy, random_state=0)
+    record = out.metadata.Processing.sped_phase_map
+    nmf_record = out.metadata.Processing.nmf_decomposition
+    assert nmf_record.column_sums_given and nmf_record.choice_sample_given
+    nmf_passes = out.learning_results.nmf_info["passes"]
+    assert nmf_record.passes_over_data == nmf_passes  # nothing but the NMF's passes
+    assert record.passes_over_data == nmf_passes + 1  # + the preprocessing pass
+    assert counting.rows_read == record.passes_over_data * 48
+    # the same as nmf_decomposition computing the sums and the sample itself
+    counting.rows_read = 0
+    processed, beam, info = preprocess_sped(lazy, exclude_vacuum=True)
+    processed.nmf_decomposition(
+        "auto",
+        normalize_poissonian_noise=True,
+        signal_mask=hs.signals.Signal2D(beam),
+        navigation_mask=hs.signals.BaseSignal(info["vacuum_mask"]).T,
+        random_state=0,
+        print_info=False,
+    )
+    ref = processed.learning_results
+    # preprocessing, and the Poisson sums (which also take the choice's sample)
+    assert counting.rows_read == (nmf_passes + 2) * 48
+    lr = out.learning_results
+    np.testing.assert_allclose(lr.factors, ref.factors, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        lr.loadings, ref.loadings, rtol=1e-5, atol=1e-5 * np.nanmax(ref.loadings)
+    )
+    np.testing.assert_allclose(
+        lr.explained_variance_ratio, ref.explained_variance_ratio, rtol=1e-5
+    )
+    a, b = component_choice_from(lr), component_choice_from(ref)
+    assert a.n_components == b.n_components == truth.n_phases
+    np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-5)

@@ -293,3 +293,82 @@ def test_poisson_pass_takes_the_component_choice_sample(signal):
     record = lazy.metadata.Processing.nmf_decomposition
     assert record.passes_over_data == res.passes + 1
     assert counting.rows_read == record.passes_over_data * 40
+
+
+def test_given_column_sums_skip_the_poisson_pass(signal):
+    """Column sums given: the same result as computing them, one pass less."""
+    nav_mask = np.zeros((40, 40), dtype=bool)
+    nav_mask[10:20, 5:8] = True  # navigation_shape order
+    sig_mask = np.zeros((32, 32), dtype=bool)
+    sig_mask[14:18, 14:18] = True
+    kw = dict(
+        normalize_poissonian_noise=True,
+        navigation_mask=nav_mask,
+        signal_mask=sig_mask,
+        random_state=0,
+        print_info=False,
+    )
+    rows = signal.data.reshape(1600, 1024)
+    used = rows[~nav_mask.T.ravel()]
+    sums = used.sum(axis=0, dtype=np.float64)  # over the positions fitted
+    for make_lazy in (False, True):
+        counting = CountingArray(signal.data)
+        s = hs.signals.Signal2D(
+            da.from_array(counting, chunks=(8, 40, 32, 32), asarray=False)
+        )
+        s = s.as_lazy() if make_lazy else hs.signals.Signal2D(signal.data.copy())
+        ref = s.deepcopy() if not make_lazy else s
+        res_ref = ref.nmf_decomposition(3, **kw)
+        a = ref.learning_results
+        fa, la, ra = a.factors.copy(), a.loadings.copy(), a.explained_variance_ratio
+        passes_ref = ref.metadata.Processing.nmf_decomposition.passes_over_data
+        counting.rows_read = 0
+        res = s.nmf_decomposition(3, column_sums=sums, **kw)
+        b = s.learning_results
+        np.testing.assert_allclose(b.factors, fa, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b.loadings, la, rtol=1e-5, atol=1e-5 * np.nanmax(la))
+        np.testing.assert_allclose(b.explained_variance_ratio, ra, rtol=1e-5)
+        record = s.metadata.Processing.nmf_decomposition
+        assert record.column_sums_given
+        if make_lazy:
+            assert passes_ref == res_ref.passes + 1
+            assert record.passes_over_data == res.passes == passes_ref - 1
+            assert counting.rows_read == record.passes_over_data * 40
+    with pytest.raises(ValueError, match="column_sums"):
+        signal.nmf_decomposition(3, column_sums=sums[:10], **kw)
+
+
+def test_given_choice_sample_skips_the_choice_pass(signal):
+    """A raw row sample given: the choice reads nothing, and agrees with its own pass."""
+    counting = CountingArray(signal.data)
+    lazy = hs.signals.Signal2D(
+        da.from_array(counting, chunks=(8, 40, 32, 32), asarray=False)
+    ).as_lazy()
+    nav_mask = np.zeros((40, 40), dtype=bool)
+    nav_mask[:, :4] = True
+    rows = signal.data.reshape(1600, 1024)
+    sums = rows[~nav_mask.T.ravel()].sum(axis=0, dtype=np.float64)
+    kw = dict(
+        normalize_poissonian_noise=True,
+        navigation_mask=nav_mask,
+        random_state=0,
+        print_info=False,
+    )
+    lazy.nmf_decomposition("auto", **kw)
+    ref = component_choice_from(lazy.learning_results)
+    counting.rows_read = 0
+    res = lazy.nmf_decomposition(
+        "auto", column_sums=sums, choice_sample=(rows[::1], 1), **kw
+    )
+    choice = component_choice_from(lazy.learning_results)
+    assert choice.n_components == ref.n_components == 3
+    np.testing.assert_allclose(choice.eigenvalues, ref.eigenvalues, rtol=1e-4)
+    record = lazy.metadata.Processing.nmf_decomposition
+    assert record.passes_over_data == res.passes  # nothing but the NMF's own passes
+    assert counting.rows_read == res.passes * 40
+    # a sample of every 3rd position: the masked ones are dropped from it
+    lazy.nmf_decomposition("auto", column_sums=sums, choice_sample=(rows[::3], 3), **kw)
+    choice = component_choice_from(lazy.learning_results)
+    assert choice.n_components == 3 and "one sample in 3" in choice.reason
+    with pytest.raises(ValueError, match="choice_sample"):
+        lazy.nmf_decomposition("auto", choice_sample=(rows[::2], 3), **kw)
