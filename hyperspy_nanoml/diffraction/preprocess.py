@@ -228,13 +228,21 @@ def _mean_outer_strata(signal, outer_radius, stride, show_progressbar):
         weights = _outer_weights(data.shape[-2:], outer_radius)
         parts.append((data * weights).sum(axis=(-2, -1), dtype=np.float64))
     keys, strata, samples = _strata_pass_parts(data, radius, stride)
-    if show_progressbar_default(show_progressbar):
-        from dask.diagnostics import ProgressBar
+    from contextlib import nullcontext
 
-        with ProgressBar():
+    from hyperspy_nanoml.learn.nmf import _one_blas_thread
+
+    # the blocks' BLAS products run in the dask threads: one BLAS thread each
+    # (several multi-threaded BLAS calls at once oversubscribe the cores)
+    with _one_blas_thread():
+        if show_progressbar_default(show_progressbar):
+            from dask.diagnostics import ProgressBar
+
+            progress = ProgressBar()
+        else:
+            progress = nullcontext()
+        with progress:
             out = dask.compute(parts, keys, strata, samples)
-    else:
-        out = dask.compute(parts, keys, strata, samples)
     (results, keys, strata, samples) = out
     mean = np.asarray(results[0])
     outer = np.asarray(results[1]) if outer_radius is not None else None
