@@ -477,7 +477,9 @@ class _RowStats:
                 "the data"
             )
         ia = (1.0 / np.sqrt(np.where(a > 0, a, 1.0))).astype(np.float32)
-        sq = float((x.astype(np.float64) ** 2).sum())
+        # per-row float32 dot products summed in float64 (3.8 ms for 4000 x 4096,
+        # against 32 ms through a float64 copy; relative difference ~1e-6)
+        sq = float(np.einsum("ij,ij->i", x, x).sum(dtype=np.float64))
         self.blocks[int(start)] = (a, ia, sq)
         return ia
 
