@@ -128,12 +128,12 @@ def _mean_and_outer(signal, outer_radius=None, show_progressbar=None):
     return mean, outer
 
 
-_STRATA_PER_OCTAVE = 32  # bins of the outer intensity for the column sums
+_STRATA_PER_OCTAVE = 8  # bins of the outer intensity for the column sums (cost ~ bins)
 _STRATA_SLICE = 256  # rows summed in float32 at a time
 
 
 def _strata_keys(outer):
-    """Bin of every pattern's outer intensity (log scale, 32 per octave; -1 for NaN)."""
+    """Bin of every pattern's outer intensity (log scale, 8 per octave; -1 for NaN)."""
     keys = np.floor(_STRATA_PER_OCTAVE * np.log2(1.0 + np.clip(outer, 0.0, None)))
     return np.where(np.isfinite(keys), keys, -1).astype(np.int64)
 
@@ -577,7 +577,7 @@ def preprocess_sped(
         ``stride``-th pattern (flat navigation index, array order) as float32
         rows of at most 256 MB in all, for the choice of the number of
         components. The vacuum is only known at the end of the pass, so the
-        sums are kept per bin of the outer intensity (32 bins per octave); if a
+        sums are kept per bin of the outer intensity (8 bins per octave); if a
         bin holds vacuum and non-vacuum patterns, ``column_sums`` is None
         (``nmf_decomposition`` then computes them itself), as with the vacuum
         test in its own pass.
