@@ -76,6 +76,12 @@ def main(argv=None):
         help="the .zspy file (default /tmp/nanoml_bench/sped_<n>.zspy; never in the repo)",
     )
     parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument(
+        "--max-passes",
+        type=int,
+        default=None,
+        help="cap on the NMF's passes over the data (default: the engine's, 4)",
+    )
     args = parser.parse_args(argv)
 
     import dask
@@ -115,7 +121,9 @@ def main(argv=None):
     # 2. analysis
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        out = sped_phase_map(path, lazy=True, random_state=args.random_state)
+        out = sped_phase_map(
+            path, lazy=True, random_state=args.random_state, max_passes=args.max_passes
+        )
         t_nmf = time.perf_counter() - t0
     record = out.metadata.Processing.sped_phase_map
     nmf_record = out.metadata.Processing.nmf_decomposition
