@@ -54,7 +54,7 @@ class LocalFFTSignal(Signal2D):
         lr = self.learning_results
         lr.factors = (factors / peak[:, None]).T.astype(np.float32)
         lr.loadings = (np.asarray(W) * peak[None, :]).astype(np.float32)
-        lr.decomposition_algorithm = "NMF (hyperspy_nanoml)"
+        lr.decomposition_algorithm = "hyperspy_nanoml NMF"  # as nmf_decomposition names it
         lr.output_dimension = k
         lr.poissonian_noise_normalized = False
         lr.centre = None
