@@ -454,7 +454,7 @@ def decompose_features(
     fit = nmf(
         X, k, random_state=random_state, show_progressbar=show_progressbar, **nmf_kwargs
     )
-    result.store_decomposition(fit.W, fit.H, choice)
+    result.store_decomposition(fit, choice)
     if isinstance(choice, ComponentChoice):
         _logger.info("%s", choice)
     return fit

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["component_choice_from", "nmf_decomposition"]
+__all__ = ["component_choice_from", "nmf_decomposition", "store_learning_results"]
 
 _BLOCK_BYTES = 64 * 2**20  # float32 bytes per row block of the unfolded lazy data
 _MIN_BLOCK_BYTES = 8 * 2**20  # existing chunks at least this large are kept
@@ -217,8 +217,6 @@ def nmf_decomposition(
     >>> s.nmf_decomposition(3, random_state=0)  # doctest: +SKIP
     >>> s.plot_decomposition_results()  # doctest: +SKIP
     """
-    from hyperspy.learn import LearningResults
-
     from hyperspy_nanoml.learn.nmf import _is_dask, nmf
 
     if signal.axes_manager.navigation_dimension == 0:
@@ -370,43 +368,22 @@ def nmf_decomposition(
     loadings = _nan_expand(np.ascontiguousarray(W, dtype=np.float32), nav_mask)
     n_rows = W.shape[0]
 
-    target = LearningResults()
-    target.factors = factors
-    target.loadings = loadings
-    target.explained_variance = energy / n_rows
-    target.explained_variance_ratio = energy / total if total > 0 else energy * np.nan
-    target.number_significant_components = k
-    target.decomposition_algorithm = "hyperspy_nanoml NMF"
-    target.poissonian_noise_normalized = bool(normalize_poissonian_noise)
-    target.output_dimension = k
-    target.unfolded = len(nav_shape) > 1 or len(sig_shape) > 1
-    if target.unfolded:
-        target.original_shape = tuple(signal.data.shape)
-    target.centre = None
-    target.mean = None
-    target.unmixing_matrix = None
-    target.bss_algorithm = None
-    target.navigation_mask = nav_mask
-    target.signal_mask = sig_mask
-    # plain dicts of numbers/arrays/strings, so HyperSpy can save learning_results
-    target.nmf_component_choice = _choice_to_dict(choice)
-    target.nmf_verification = None  # any previous verification is stale
-    target.nmf_info = {
-        "method": res.method,
-        "relative_reconstruction_error": float(res.reconstruction_error),
-        "converged": bool(res.converged),
-        "passes": int(res.passes),
-        "n_iter_compressed": int(res.n_iter_compressed),
-        "n_iter_exact": int(res.n_iter_exact),
-        "sketch_size": int(res.sketch_size or 0),
-        "random_state": random_state if isinstance(random_state, int) else "_None_",
-    }
-    lr = signal.learning_results
-    # forget attributes of a previous decomposition that this one does not set
-    for name in ("bss_factors", "bss_loadings", "unmixing_matrix"):
-        if hasattr(lr, name):
-            setattr(lr, name, None)
-    lr.__dict__.update(target.__dict__)
+    store_learning_results(
+        signal,
+        factors,
+        loadings,
+        res,
+        choice=choice,
+        random_state=random_state,
+        explained_variance=energy / n_rows,
+        explained_variance_ratio=energy / total if total > 0 else energy * np.nan,
+        poissonian_noise_normalized=normalize_poissonian_noise,
+        original_shape=(
+            tuple(signal.data.shape) if len(nav_shape) > 1 or len(sig_shape) > 1 else None
+        ),
+        navigation_mask=nav_mask,
+        signal_mask=sig_mask,
+    )
 
     passes = res.passes + extra_passes  # Poisson scaling and the choice of n_components
     record = {
@@ -445,6 +422,70 @@ def nmf_decomposition(
             lines.append("  " + choice.reason)
         print("\n".join(lines))
     return res
+
+
+def store_learning_results(
+    signal,
+    factors,
+    loadings,
+    res,
+    *,
+    choice=None,
+    random_state=None,
+    explained_variance=None,
+    explained_variance_ratio=None,
+    poissonian_noise_normalized=False,
+    original_shape=None,
+    navigation_mask=None,
+    signal_mask=None,
+):
+    """Put an NMF into ``signal.learning_results`` where HyperSpy's ``decomposition()``
+    puts its results: ``factors`` (n_signal x k) and ``loadings`` (n_navigation x k),
+    NaN on masked rows/columns; ``res`` is the engine's :class:`NMFResult`.
+
+    The evidence for the number of components and the engine's record are kept as
+    plain dicts, so HyperSpy can save ``learning_results`` to .hspy/.zspy. The one
+    place that fills ``learning_results`` for every workflow.
+    """
+    from hyperspy.learn import LearningResults
+
+    k = int(factors.shape[1])
+    target = LearningResults()
+    target.factors = factors
+    target.loadings = loadings
+    target.explained_variance = explained_variance
+    target.explained_variance_ratio = explained_variance_ratio
+    target.number_significant_components = k
+    target.decomposition_algorithm = "hyperspy_nanoml NMF"
+    target.poissonian_noise_normalized = bool(poissonian_noise_normalized)
+    target.output_dimension = k
+    target.unfolded = original_shape is not None
+    if target.unfolded:
+        target.original_shape = tuple(original_shape)
+    target.centre = None
+    target.mean = None
+    target.unmixing_matrix = None
+    target.bss_algorithm = None
+    target.navigation_mask = navigation_mask
+    target.signal_mask = signal_mask
+    target.nmf_component_choice = _choice_to_dict(choice)
+    target.nmf_verification = None  # any previous verification is stale
+    target.nmf_info = {
+        "method": res.method,
+        "relative_reconstruction_error": float(res.reconstruction_error),
+        "converged": bool(res.converged),
+        "passes": int(res.passes),
+        "n_iter_compressed": int(res.n_iter_compressed),
+        "n_iter_exact": int(res.n_iter_exact),
+        "sketch_size": int(res.sketch_size or 0),
+        "random_state": random_state if isinstance(random_state, int) else "_None_",
+    }
+    lr = signal.learning_results
+    # forget attributes of a previous decomposition that this one does not set
+    for name in ("bss_factors", "bss_loadings", "unmixing_matrix"):
+        if hasattr(lr, name):
+            setattr(lr, name, None)
+    lr.__dict__.update(target.__dict__)
 
 
 def _zero_columns(block, mask):

@@ -36,36 +36,26 @@ class LocalFFTSignal(Signal2D):
 
     # --- decomposition bookkeeping -------------------------------------------
 
-    def store_decomposition(self, W, H_half, choice=None):
+    def store_decomposition(self, fit, choice=None):
         """Store an NMF of the half-spectrum features in ``learning_results``.
 
-        Factors are expanded to the full centred spectrum and normalised to a
-        maximum of 1 (the scale goes into the loadings, NMF fixes it only up to
-        a factor per component).
+        ``fit`` is the :class:`~hyperspy_nanoml.learn.nmf.NMFResult` of the
+        half-spectrum features (its factors already scaled to a maximum of 1);
+        they are expanded to the full centred spectrum, which keeps the maximum.
         """
         from hyperspy_nanoml.imaging.local_fft import full_centred_spectrum
+        from hyperspy_nanoml.learn.decomposition import store_learning_results
 
         w = self._params()["window"]
-        k = H_half.shape[0]
-        factors = full_centred_spectrum(np.asarray(H_half).reshape(k, w, w // 2 + 1), w)
-        factors = factors.reshape(k, w * w)
-        peak = factors.max(axis=1)
-        peak[peak <= 0] = 1.0
-        lr = self.learning_results
-        lr.factors = (factors / peak[:, None]).T.astype(np.float32)
-        lr.loadings = (np.asarray(W) * peak[None, :]).astype(np.float32)
-        lr.decomposition_algorithm = "hyperspy_nanoml NMF"  # as nmf_decomposition names it
-        lr.output_dimension = k
-        lr.poissonian_noise_normalized = False
-        lr.centre = None
-        lr.mean = None
-        lr.unfolded = False
-        lr.navigation_mask = None
-        lr.signal_mask = None
-        lr.explained_variance = None
-        lr.explained_variance_ratio = None
-        # a plain dict, as nmf_decomposition stores it, so the result saves to .hspy
-        lr.nmf_component_choice = None if choice is None else choice.as_dict()
+        k = fit.H.shape[0]
+        factors = full_centred_spectrum(np.asarray(fit.H).reshape(k, w, w // 2 + 1), w)
+        store_learning_results(
+            self,
+            factors.reshape(k, w * w).T.astype(np.float32),
+            np.asarray(fit.W, dtype=np.float32),
+            fit,
+            choice=choice,
+        )
         self.metadata.set_item("LocalFFT.n_components", int(k))
 
     @property
