@@ -9,6 +9,11 @@ import importlib
 _LAZY = {
     "load": "hyperspy_nanoml.cafm.io",
     "fit_diode": "hyperspy_nanoml.cafm.physics",
+    "thermionic_current": "hyperspy_nanoml.cafm.physics",
+    "zero_bias_conductance": "hyperspy_nanoml.cafm.physics",
+    "rectification_ratio": "hyperspy_nanoml.cafm.physics",
+    "onset_voltage": "hyperspy_nanoml.cafm.physics",
+    "schottky_emission_fit": "hyperspy_nanoml.cafm.physics",
     "kmeans_cluster": "hyperspy_nanoml.cafm.cluster",
 }
 
