@@ -23,6 +23,13 @@ _ATTACHMENTS = [
         "local_fft_features",
     ),
     (
+        "exspy.signals",
+        "EDSSEMSpectrum",
+        "quantify",
+        "hyperspy_nanoml.eds.quantify",
+        "quantify",
+    ),
+    (
         "hyperspy.signal",
         "BaseSignal",
         "nmf_decomposition",
