@@ -83,10 +83,7 @@ def check_n_components(n_components, *, allow_auto: bool = True, upper: int | No
     if isinstance(n_components, str):
         if allow_auto and n_components == "auto":
             return "auto"
-        raise ValueError(
-            f"n_components must be an integer{either}, "
-            f"not {n_components!r}"
-        )
+        raise ValueError(f"n_components must be an integer{either}, not {n_components!r}")
     if isinstance(n_components, (bool, np.bool_)) or not isinstance(
         n_components, numbers.Integral
     ):
@@ -96,7 +93,7 @@ def check_n_components(n_components, *, allow_auto: bool = True, upper: int | No
         )
     k = int(n_components)
     if k < 1:
-        raise ValueError(f"n_components must be at least 1, got {k}")
+        raise ValueError(f"n_components must be at least 1 (>= 1), got {k}")
     if upper is not None and k > upper:
         raise ValueError(
             f"n_components={k} is larger than the rank bound min(n_samples, n_features) "
@@ -109,7 +106,9 @@ def check_n_components(n_components, *, allow_auto: bool = True, upper: int | No
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum`` (bools refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be an integer, got {value!r} ({type(value).__name__})"
+        )
     if int(value) < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {int(value)}")
     return int(value)
@@ -152,7 +151,9 @@ def resolve_random_state(random_state):
     )
 
 
-def check_nonnegative_finite(n_negative: int, minimum: float, n_nonfinite: int, shape) -> None:
+def check_nonnegative_finite(
+    n_negative: int, minimum: float, n_nonfinite: int, shape
+) -> None:
     """Raise for NaN/inf or negative values counted in a pass over the data."""
     if n_nonfinite:
         raise ValueError(

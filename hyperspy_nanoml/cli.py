@@ -4,6 +4,16 @@
                                 with known regions and says where its outputs are.
 ``nanoml local-fft IMAGE ...``  runs it on your images (any format HyperSpy or
                                 rosettasciio reads: TIFF, DM3/4, EMD, PNG, ...).
+``nanoml sped FILE ...``        phase maps of SPED/4D-STEM scans by NMF: maps, patterns,
+                                the report and the ``.zspy`` result (never
+                                overwriting an earlier result).
+``nanoml eds-quant FILE ...``   physical NMF components of SEM-EDS spectrum images,
+                                each quantified (report and CSV tables, never
+                                overwriting an earlier result).
+``nanoml cafm-cluster FILE ...`` k-means clusters of conductive-AFM I-V maps, ordered
+                                by conductance: report and CSV tables (physics per
+                                cluster, label per pixel), never overwriting an
+                                earlier result.
 """
 
 import argparse
@@ -147,6 +157,218 @@ def cmd_demo(args):
     return 0 if k == len(textures) and np.isfinite(ari) else 1
 
 
+def _free_stem(folder, stem, suffixes):
+    """``folder/stem`` or ``folder/stem_2``, ``_3``, ... so that no output file exists."""
+    i = 1
+    while True:
+        cand = folder / (stem if i == 1 else f"{stem}_{i}")
+        if not any(Path(f"{cand}{sfx}").exists() for sfx in suffixes):
+            return cand
+        i += 1
+
+
+def _load_eds_maps(path, lazy):
+    import hyperspy.api as hs
+
+    loaded = hs.load(path, lazy=lazy)
+    signals = loaded if isinstance(loaded, list) else [loaded]
+    maps = [
+        s
+        for s in signals
+        if s.axes_manager.signal_dimension == 1
+        and s.axes_manager.navigation_dimension >= 1
+        and "EDS" in str(s.metadata.get_item("Signal.signal_type", ""))
+    ]
+    if not maps:
+        raise ValueError(f"{path} holds no EDS spectrum image")
+    return maps
+
+
+def _standards_from(folder):
+    """``{element: spectrum}`` from ``<Element>.msa``-like files in ``folder``."""
+    import hyperspy.api as hs
+
+    from hyperspy_nanoml.eds import xray_data
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SystemExit(f"nanoml: --standards {folder}: no such folder")
+    standards = {}
+    for f in sorted(folder.iterdir()):
+        name = f.stem.split("_")[0]
+        try:
+            el = xray_data.element_symbol(name)
+        except (ValueError, KeyError):
+            continue
+        standards[el] = hs.load(f, signal_type="EDS_SEM")
+    if not standards:
+        raise SystemExit(
+            f"nanoml: --standards {folder}: no file named after an element (e.g. Fe.msa)"
+        )
+    return standards
+
+
+def cmd_eds_quant(args):
+    from hyperspy_nanoml._progress import progressbar
+    from hyperspy_nanoml.eds.bss_quantify import bss_quantify
+
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    elements = None
+    if args.elements:
+        elements = [
+            e.strip() for e in args.elements.replace(" ", ",").split(",") if e.strip()
+        ]
+    standards = _standards_from(args.standards) if args.standards else None
+    suffixes = ("_bss.pdf", "_bss_maps.csv", "_bss_spectra.csv", "_bss_table.csv")
+    failures = 0
+    for path in progressbar(args.files, desc="spectrum images", show_progressbar=True):
+        path = Path(path)
+        if not path.is_file():
+            print(f"nanoml: {path}: no such file", file=sys.stderr)
+            failures += 1
+            continue
+        folder = args.out if args.out is not None else path.parent
+        try:
+            maps = _load_eds_maps(path, lazy=True)
+            for i, s in enumerate(maps):
+                result = bss_quantify(
+                    s,
+                    n_components=_n_components(args.n_components),
+                    standards=standards,
+                    elements=elements,
+                    random_state=args.random_state,
+                    show_progressbar=True,
+                )
+                name = path.stem + (f"_{i}" if len(maps) > 1 else "")
+                stem = _free_stem(folder, name, suffixes)
+                outputs = [result.save_report(f"{stem}_bss.pdf")]
+                outputs += result.export(f"{stem}_bss")
+                print(result)
+                for o in outputs:
+                    print(f"    {o}")
+        except (ValueError, TypeError, OSError) as error:
+            print(f"nanoml: {path}: {error}", file=sys.stderr)
+            failures += 1
+    return 1 if failures else 0
+
+
+def cmd_sped(args):
+    """Phase maps of SPED/4D-STEM files: maps, patterns, report, ``.zspy`` result."""
+    import warnings
+
+    from hyperspy_nanoml._progress import progressbar
+    from hyperspy_nanoml.diffraction.calibration import phase_results
+    from hyperspy_nanoml.diffraction.workflow import sped_phase_map
+
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    suffixes = ("_sped.pdf", "_sped.zspy", "_sped_maps.hspy", "_sped_patterns.hspy")
+    failures = 0
+    for path in progressbar(args.files, desc="SPED files", show_progressbar=True):
+        path = Path(path)
+        if not path.exists():
+            print(f"nanoml: {path}: no such file", file=sys.stderr)
+            failures += 1
+            continue
+        folder = args.out if args.out is not None else path.parent
+        stem = _free_stem(folder, path.stem, suffixes)  # never overwrite
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", RuntimeWarning)
+                result = sped_phase_map(
+                    path,
+                    _n_components(args.n_components),
+                    random_state=args.random_state,
+                    report=f"{stem}_sped.pdf",
+                    n_restarts=args.n_restarts,
+                    show_progressbar=True,
+                )
+            for w in caught:
+                print(f"nanoml: {path}: {w.message}", file=sys.stderr)
+            patterns, maps = phase_results(result)
+            outputs = []
+            record = result.metadata.Processing.sped_phase_map
+            if record.has_item("report"):
+                outputs.append(Path(record.report))
+            for s, name in ((maps, "maps"), (patterns, "patterns")):
+                target = Path(f"{stem}_sped_{name}.hspy")
+                s.save(target, overwrite=False)
+                outputs.append(target)
+            target = Path(f"{stem}_sped.zspy")
+            result.save(target, overwrite=False)
+            outputs.append(target)
+            vacuum = record.get_item("vacuum_patterns", 0)
+            print(
+                f"{path}: {record.n_components} phases ({record.n_components_choice}); "
+                f"{vacuum} vacuum pattern(s) excluded ->"
+            )
+            for o in outputs:
+                print(f"    {o}")
+        except (ValueError, TypeError, OSError) as error:
+            print(f"nanoml: {path}: {error}", file=sys.stderr)
+            failures += 1
+    return 1 if failures else 0
+
+
+def cmd_cafm_cluster(args):
+    """Cluster the I-V curves of C-AFM maps; write the report and the CSV tables."""
+    from hyperspy_nanoml._progress import progressbar
+    from hyperspy_nanoml.cafm.cluster import kmeans_cluster
+    from hyperspy_nanoml.cafm.io import load
+
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+    n_clusters = _n_components(args.n_clusters)
+    suffixes = ("_clusters.pdf", "_clusters_physics.csv", "_clusters_labels.csv")
+    failures = 0
+    for path in progressbar(args.files, desc="I-V maps", show_progressbar=True):
+        path = Path(path)
+        if not path.is_file():
+            print(f"nanoml: {path}: no such file", file=sys.stderr)
+            failures += 1
+            continue
+        folder = args.out if args.out is not None else path.parent
+        stem = _free_stem(folder, path.stem, suffixes)  # never overwrite
+        try:
+            signal = load(path, channel=args.channel, lazy=args.lazy)
+            result = kmeans_cluster(
+                signal,
+                n_clusters=n_clusters,
+                scaling=args.scaling,
+                random_state=args.random_state,
+                invalid="exclude" if args.exclude_invalid else "raise",
+                temperature=args.temperature,
+                contact_area=args.contact_area,
+                richardson=args.richardson,
+                map_bias=args.bias,
+                show_progressbar=True,
+            )
+            outputs = [
+                result.save_report(f"{stem}_clusters.pdf"),
+                result.to_csv(f"{stem}_clusters_physics.csv"),
+                result.labels_to_csv(f"{stem}_clusters_labels.csv"),
+            ]
+            why = result.choice.reason if result.choice is not None else "given"
+            sizes = ", ".join(str(int(c)) for c in result.counts)
+            print(
+                f"{path}: {result.n_clusters} clusters (curves per cluster: {sizes}); {why}"
+            )
+            for note in result.notes:
+                print(f"    note: {note}")
+            for o in outputs:
+                print(f"    {o}")
+        except (ValueError, TypeError, OSError) as error:
+            hint = (
+                " (on the command line: --exclude-invalid)"
+                if "invalid=" in str(error)
+                else ""
+            )
+            print(f"nanoml: {path}: {error}{hint}", file=sys.stderr)
+            failures += 1
+    return 1 if failures else 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="nanoml",
@@ -160,6 +382,51 @@ def main(argv=None):
     d = sub.add_parser("demo", help="run the local-FFT workflow on a built-in example")
     d.add_argument("--out", help="output folder (default ./nanoml_demo)")
     d.set_defaults(func=cmd_demo)
+    q = sub.add_parser(
+        "eds-quant",
+        help="SEM-EDS spectrum images: physical NMF components, each quantified",
+    )
+    q.add_argument("files", nargs="+", help="spectrum images (.bcf, .hspy, ...)")
+    q.add_argument("--elements", help='e.g. "Au,In,Sb" (default: metadata or identified)')
+    q.add_argument(
+        "--standards", type=Path, help="folder of standard spectra named <Element>.msa"
+    )
+    q.add_argument("--n-components", default="auto", help='"auto" (default) or an integer')
+    q.add_argument("--random-state", type=int, default=0, help="seed (0)")
+    q.add_argument("--out", type=Path, help="output folder (default: next to each file)")
+    q.set_defaults(func=cmd_eds_quant)
+    sp = sub.add_parser(
+        "sped", help="SPED/4D-STEM phase maps by NMF (maps, patterns, report, .zspy)"
+    )
+    sp.add_argument("files", nargs="+", help="SPED files (.zspy, .hspy, .blo, .mib)")
+    sp.add_argument("--n-components", default="auto", help='"auto" (default) or an integer')
+    sp.add_argument("--n-restarts", type=int, default=3, help="report restarts (3)")
+    sp.add_argument("--random-state", type=int, default=0, help="seed (0)")
+    sp.add_argument("--out", type=Path, help="output folder (default: next to each file)")
+    sp.set_defaults(func=cmd_sped)
+    cc = sub.add_parser(
+        "cafm-cluster",
+        help="C-AFM I-V maps: k-means clusters ordered by conductance, report and CSV",
+    )
+    cc.add_argument("files", nargs="+", help="I-V maps (.3ds, .hf5/.h5, .gwy, .ibw, .hspy)")
+    cc.add_argument("--n-clusters", default="auto", help='"auto" (default) or an integer')
+    cc.add_argument("--channel", help="channel / dataset to read (default: the current)")
+    cc.add_argument(
+        "--scaling", default="asinh", choices=("asinh", "log_abs", "linear"),
+        help="sign-preserving scaling of the current (asinh)",
+    )  # fmt: skip
+    cc.add_argument("--random-state", type=int, default=0, help="seed (0)")
+    cc.add_argument(
+        "--exclude-invalid", action="store_true",
+        help="leave out curves with NaN or saturated everywhere (default: stop with an error)",
+    )  # fmt: skip
+    cc.add_argument("--temperature", type=float, help="K (default: file, else 300)")
+    cc.add_argument("--contact-area", type=float, help="m^2, for the barrier heights")
+    cc.add_argument("--richardson", type=float, help="A m^-2 K^-2 (default 1.20173e6)")
+    cc.add_argument("--bias", type=float, help="bias (V) of the current map in the report")
+    cc.add_argument("--lazy", action="store_true", help="read the file lazily (big maps)")
+    cc.add_argument("--out", type=Path, help="output folder (default: next to each file)")
+    cc.set_defaults(func=cmd_cafm_cluster)
     args = parser.parse_args(argv)
     return args.func(args)
 

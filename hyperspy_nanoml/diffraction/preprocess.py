@@ -29,7 +29,9 @@ __all__ = [
 
 
 def _is_lazy(signal):
-    return bool(getattr(signal, "_lazy", False))
+    from hyperspy_nanoml.learn.blocks import is_lazy
+
+    return is_lazy(signal)
 
 
 def _check_signal(signal, *, need_navigation=True, what="this function"):
@@ -128,147 +130,10 @@ def _mean_and_outer(signal, outer_radius=None, show_progressbar=None):
     return mean, outer
 
 
-_STRATA_PER_OCTAVE = 8  # bins of the outer intensity for the column sums (cost ~ bins)
-_STRATA_SLICE = 256  # rows summed in float32 at a time
-
-
-def _strata_keys(outer):
-    """Bin of every pattern's outer intensity (log scale, 8 per octave; -1 for NaN)."""
-    keys = np.floor(_STRATA_PER_OCTAVE * np.log2(1.0 + np.clip(outer, 0.0, None)))
-    return np.where(np.isfinite(keys), keys, -1).astype(np.int64)
-
-
-def _block_strata(block, start, weights, stride):
-    """One block of patterns (rows x pixels): per-row outer-intensity bin, column sums
-    per bin, and the rows of the evenly spaced sample (global index % stride == 0)."""
-    x = np.ascontiguousarray(block, dtype=np.float32).reshape(block.shape[0], -1)
-    keys = _strata_keys(x @ weights)  # the bins only need to be consistent
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    sums = np.zeros((uniq.size, x.shape[1]))
-    labels = np.arange(uniq.size)[:, None]
-    # per-bin sums as one-hot products (BLAS; measured 17 ms for 4000 x 4096 against
-    # 145 ms for sort + np.add.reduceat), float32 over 256 rows at a time: counts
-    # below 65536 sum exactly, then float64 across slices
-    for a in range(0, x.shape[0], _STRATA_SLICE):
-        one_hot = (inverse[None, a : a + _STRATA_SLICE] == labels).astype(np.float32)
-        sums += one_hot @ x[a : a + _STRATA_SLICE]
-    sample = x[(-start) % stride :: stride].copy()
-    return keys, dict(zip(uniq.tolist(), sums, strict=True)), sample
-
-
-def _merge_strata(a, b):
-    out = dict(a)
-    for key, value in b.items():
-        out[key] = out[key] + value if key in out else value
-    return out
-
-
-def _strata_pass_parts(data, outer_radius, stride):
-    """Delayed per-block strata (see :func:`_block_strata`), merged by a binary tree."""
-    import dask
-
-    n_sig = int(np.prod(data.shape[-2:]))
-    flat = data.reshape(-1, n_sig)
-    if len(flat.chunks[1]) > 1:
-        flat = flat.rechunk({1: -1})
-    weights = _outer_weights(data.shape[-2:], outer_radius).ravel().astype(np.float32)
-    starts = np.concatenate([[0], np.cumsum(flat.chunks[0])[:-1]]).astype(int)
-    f = dask.delayed(_block_strata, pure=True, nout=3)
-    outs = [
-        f(b, int(s), weights, stride)
-        for b, s in zip(flat.to_delayed(optimize_graph=False)[:, 0], starts, strict=True)
-    ]
-    merge = dask.delayed(_merge_strata, pure=True)
-    sums = [o[1] for o in outs]
-    while len(sums) > 1:
-        sums = [
-            merge(sums[i], sums[i + 1]) if i + 1 < len(sums) else sums[i]
-            for i in range(0, len(sums), 2)
-        ]
-    return [o[0] for o in outs], sums[0], [o[2] for o in outs]
-
-
-def _column_sums_without(keys, strata, vacuum):
-    """Column sums over the non-vacuum patterns from the per-bin sums, or None when a
-    bin holds vacuum and non-vacuum patterns (then only a pass can tell them apart)."""
-    vacuum = np.asarray(vacuum, dtype=bool).ravel()
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    counts = np.bincount(inverse)
-    n_vacuum = np.bincount(inverse, weights=vacuum.astype(np.float64))
-    if np.any((n_vacuum > 0) & (n_vacuum < counts)):
-        return None
-    total = None
-    for key, n_vac in zip(uniq.tolist(), n_vacuum, strict=True):
-        if n_vac == 0:
-            total = strata[key].copy() if total is None else total + strata[key]
-    if total is None:
-        total = np.zeros_like(next(iter(strata.values())))
-    return total
-
-
-def _merge_all(strata):
-    return np.sum(np.stack(list(strata.values())), axis=0)
-
-
-def _mean_outer_strata(signal, outer_radius, stride, show_progressbar):
-    """:func:`_mean_and_outer` plus the per-bin column sums and the row sample, one pass.
-
-    Returns ``mean, outer, (keys, strata, sample)``; the strata are binned by the
-    intensity outside ``outer_radius`` (the whole pattern if None).
-    """
-    import dask
-
-    from hyperspy_nanoml._progress import show_progressbar_default
-
-    data = signal.data
-    nav_axes = tuple(range(data.ndim - 2))
-    radius = -1.0 if outer_radius is None else outer_radius
-    parts = [_da_mean(data, nav_axes)]
-    if outer_radius is not None:
-        weights = _outer_weights(data.shape[-2:], outer_radius)
-        parts.append((data * weights).sum(axis=(-2, -1), dtype=np.float64))
-    keys, strata, samples = _strata_pass_parts(data, radius, stride)
-    from contextlib import nullcontext
-
-    from hyperspy_nanoml.learn.nmf import _one_blas_thread
-
-    # the blocks' BLAS products run in the dask threads: one BLAS thread each
-    # (several multi-threaded BLAS calls at once oversubscribe the cores)
-    with _one_blas_thread():
-        if show_progressbar_default(show_progressbar):
-            from dask.diagnostics import ProgressBar
-
-            progress = ProgressBar()
-        else:
-            progress = nullcontext()
-        with progress:
-            out = dask.compute(parts, keys, strata, samples)
-    (results, keys, strata, samples) = out
-    mean = np.asarray(results[0])
-    outer = np.asarray(results[1]) if outer_radius is not None else None
-    sample = np.concatenate(samples, axis=0)
-    return mean, outer, (np.concatenate(keys), strata, sample)
-
-
-def _da_mean(data, nav_axes):
-    import dask.array as da
-
-    return da.mean(data, axis=nav_axes, dtype=np.float64)
-
-
 def mean_pattern(signal, *, show_progressbar=None):
     """The mean diffraction pattern (float64, array order), one pass over the data."""
     _check_signal(signal, need_navigation=False, what="mean_pattern")
     return _mean_and_outer(signal, None, show_progressbar)[0]
-
-
-def _vacuum_from_intensity(intensity, threshold):
-    reference = float(np.percentile(intensity, 99))
-    if not reference > 0:
-        raise ValueError(
-            "no diffracted intensity outside the masked pixels: every pattern is empty"
-        )
-    return intensity < threshold * reference
 
 
 def _beam_from_mean(mean, min_contrast=5.0):
@@ -415,25 +280,30 @@ def vacuum_mask(
     return_intensity=False,
     show_progressbar=None,
 ):
-    """Scan positions without specimen: ``True`` where a pattern is (nearly) empty.
+    """Scan positions without specimen: ``True`` where a pattern is the direct beam alone.
 
-    The diffracted intensity of every pattern (its sum over the pixels that
-    ``signal_mask`` keeps, i.e. a virtual dark-field image; one pass over the
-    data) is compared with the 99th percentile over the scan: positions below
-    ``threshold`` times it hold vacuum (or a hole in the support) and carry no
-    phase information. Excluding them from the NMF (``navigation_mask``) keeps
-    their noise out of the choice of the number of components.
+    A statistical test (:func:`hyperspy_nanoml.diffraction.vacuum.vacuum_test`,
+    one pass over the data): a pattern is vacuum only when its counts outside
+    ``signal_mask`` (the beam) are explained by the beam's own tail, which is
+    proportional to the counts under the mask, and Poisson noise; neighbours in
+    the scan are pooled so that a faint grain is recognised as a whole, and if
+    the emptiest patterns hold Bragg spots (anisotropic intensity) nothing is
+    called vacuum. A diffracting grain is never dropped. Excluding vacuum from
+    the NMF (``navigation_mask``) keeps its noise out of the choice of the
+    number of components.
 
     Parameters
     ----------
     signal : signal with 2 signal dimensions (eager or lazy)
     signal_mask : bool array (pattern shape, array order), optional
-        ``True`` = pixel excluded (e.g. :func:`direct_beam_mask`). Without it the
-        direct beam dominates every sum and nothing looks empty.
+        ``True`` = the direct beam (e.g. :func:`direct_beam_mask`). Without it
+        there is no beam to compare with and nothing is called vacuum.
     threshold : float
-        Fraction of the 99th percentile of the diffracted intensity.
+        Family-wise level of the test, in (0, 1): the chance that a vacuum scan
+        keeps any of its vacuum patterns (a larger value keeps more; it never
+        drops more diffracting ones).
     return_intensity : bool
-        Also return the diffracted intensity (navigation shape, float64).
+        Also return the counts outside ``signal_mask`` (navigation shape, float64).
     show_progressbar : bool, optional
 
     Returns
@@ -448,22 +318,51 @@ def vacuum_mask(
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
     shape = _signal_shape(signal)
-    keep = np.ones(shape, np.float32)
     if signal_mask is not None:
         signal_mask = np.asarray(signal_mask, dtype=bool)
         if signal_mask.shape != shape:
             raise ValueError(
                 f"signal_mask has shape {signal_mask.shape}, the patterns {shape}"
             )
-        keep[signal_mask] = 0.0
+    if signal_mask is None or not signal_mask.any():
+        nav = tuple(int(n) for n in signal.data.shape[:-2])
+        mask = np.zeros(nav, dtype=bool)
+        if not return_intensity:
+            return mask
+        return mask, _total_counts(signal, show_progressbar)
+    test, intensity = _vacuum_test_of(
+        signal, signal_mask, threshold, show_progressbar, return_intensity=True
+    )
+    return (test.mask, intensity) if return_intensity else test.mask
+
+
+def _total_counts(signal, show_progressbar):
     data = signal.data
     if _is_lazy(signal):
-        total = (data * keep).sum(axis=(-2, -1), dtype=np.float64)
-        (intensity,) = _compute([total], show_progressbar)
-    else:
-        intensity = np.einsum("...ij,ij->...", data, keep, dtype=np.float64)
-    mask = _vacuum_from_intensity(intensity, threshold)
-    return (mask, intensity) if return_intensity else mask
+        (total,) = _compute([data.sum(axis=(-2, -1), dtype=np.float64)], show_progressbar)
+        return total
+    return np.asarray(data.sum(axis=(-2, -1), dtype=np.float64))
+
+
+def _vacuum_test_of(signal, signal_mask, alpha, show_progressbar, return_intensity=False):
+    """The vacuum test with rings around the centroid of ``signal_mask`` (one pass)."""
+    from hyperspy_nanoml.diffraction.vacuum import (
+        RingSectors,
+        ring_sector_sums,
+        vacuum_test,
+    )
+
+    rows, cols = np.nonzero(signal_mask)
+    rings = RingSectors.around(
+        signal_mask.shape, (cols.mean(), rows.mean()), mask=signal_mask
+    )
+    sums = ring_sector_sums(signal.data, rings)
+    if _is_lazy(signal):
+        (sums,) = _compute([sums], show_progressbar)
+    test = vacuum_test(sums, rings, 0, alpha=alpha)
+    if return_intensity:
+        return test, sums[..., :-1].sum(axis=-1)
+    return test
 
 
 def bin_reciprocal(signal, factor):
@@ -529,7 +428,9 @@ def as_float32(signal, *, block_bytes=_BLOCK_BYTES):
         new = np.asarray(data, dtype=np.float32)
         if new is data:
             new = data.copy()
-    return signal._deepcopy_with_new_data(new)
+    from hyperspy_nanoml._compat import deepcopy_with_new_data
+
+    return deepcopy_with_new_data(signal, new)
 
 
 def preprocess_sped(
@@ -541,7 +442,6 @@ def preprocess_sped(
     exclude_vacuum=False,
     vacuum_threshold=0.1,
     min_contrast=5.0,
-    nmf_statistics=False,
     show_progressbar=None,
 ):
     """Prepare a SPED/4D-STEM signal for NMF: bin, convert to float32, mask the beam.
@@ -558,36 +458,31 @@ def preprocess_sped(
     binning : int
         Reciprocal-space binning factor (:func:`bin_reciprocal`).
     exclude_vacuum : bool
-        Also find the empty patterns (vacuum, holes), in the same pass as the
-        beam: a pattern is vacuum when its intensity outside a central disk
-        (radius a sixth of the pattern, containing the beam mask) is below
-        ``vacuum_threshold`` times the 99th percentile over the scan. If the
-        beam mask does not fit in that disk, :func:`vacuum_mask` with the beam
-        mask is used instead (one more pass). The result is
-        ``info["vacuum_mask"]``.
+        Also find the patterns that are the direct beam alone (vacuum, holes),
+        in the same pass as the beam: a pattern is vacuum only when its counts
+        outside the beam are explained by the beam's own tail and Poisson noise
+        (:func:`hyperspy_nanoml.diffraction.vacuum.vacuum_test`: a Poisson test
+        per pattern and pooled over its neighbours, family-wise level
+        ``vacuum_threshold``, and nothing is vacuum when the emptiest patterns
+        hold Bragg spots), so a diffracting grain is never dropped. The
+        per-pattern sums are taken on rings around the pattern centre; if the
+        beam mask reaches beyond a sixth of the pattern from the centre,
+        :func:`vacuum_mask` with the beam mask is used instead (one more pass).
+        The beam is found for the test even with ``mask_direct_beam=False``.
+        The result is ``info["vacuum_mask"]`` and the evidence
+        ``info["vacuum_test"]``.
     vacuum_threshold : float
+        Family-wise level of the vacuum test, in (0, 1): the chance that a scan
+        keeps any of its vacuum patterns in the fit.
     min_contrast : float
         Passed to :func:`find_direct_beam`.
-    nmf_statistics : bool
-        Also keep, in the same pass (needs ``mask_direct_beam``), what
-        ``nmf_decomposition`` would otherwise read the data for:
-        ``info["column_sums"]``, the sum of every pixel over the patterns the NMF
-        fits (the non-vacuum ones with ``exclude_vacuum``; float64, flat in array
-        order), and ``info["row_sample"]`` = ``(rows, stride)``, every
-        ``stride``-th pattern (flat navigation index, array order) as float32
-        rows of at most 256 MB in all, for the choice of the number of
-        components. The vacuum is only known at the end of the pass, so the
-        sums are kept per bin of the outer intensity (8 bins per octave); if a
-        bin holds vacuum and non-vacuum patterns, ``column_sums`` is None
-        (``nmf_decomposition`` then computes them itself), as with the vacuum
-        test in its own pass.
     show_progressbar : bool, optional
 
     Returns
     -------
     processed : signal
-        Float32 (lazy if the input is lazy), binned; ``metadata.Signal.
-        nanoml_preprocessing`` records what was done.
+        Float32 (lazy if the input is lazy), binned; ``metadata.Processing.
+        preprocess_sped`` records what was done.
     signal_mask : ndarray of bool or None
         ``True`` on the direct beam (pattern shape, array order); ``None`` if
         ``mask_direct_beam`` is False.
@@ -623,27 +518,23 @@ def preprocess_sped(
         "passes_over_data": 0,
     }
     signal_mask = None
-    outer = None
+    outer = None  # ring x sector sums around the pattern centre (vacuum test)
     outer_radius = min(shape) / 6.0
-    strata = None
-    lazy = _is_lazy(processed)
-    n_nav = int(np.prod(processed.axes_manager.navigation_shape))
-    stride = None
-    if nmf_statistics and mask_direct_beam:
-        from hyperspy_nanoml.learn.n_components import sample_stride
+    if exclude_vacuum:  # the vacuum test needs the beam: found in the same pass
+        from hyperspy_nanoml.diffraction.vacuum import (
+            RingSectors,
+            mean_and_ring_sector_sums,
+        )
 
-        stride = sample_stride((n_nav, shape[0] * shape[1]))
-    if mask_direct_beam and nmf_statistics and lazy:
-        mean, outer, strata = _mean_outer_strata(
-            processed, outer_radius if exclude_vacuum else None, stride, show_progressbar
+        rings = RingSectors.around(shape)
+        mean, outer = mean_and_ring_sector_sums(
+            processed.data, rings, show_progressbar=show_progressbar
         )
         info["passes_over_data"] += 1
     elif mask_direct_beam:
-        mean, outer = _mean_and_outer(
-            processed, outer_radius if exclude_vacuum else None, show_progressbar
-        )
+        mean, outer = _mean_and_outer(processed, None, show_progressbar)
         info["passes_over_data"] += 1
-    if mask_direct_beam:
+    if mask_direct_beam or exclude_vacuum:
         centre, radius, _ = _beam_from_mean(mean, min_contrast=min_contrast)
         if beam_radius is not None:
             radius = float(beam_radius) / binning
@@ -668,46 +559,37 @@ def preprocess_sped(
             if offset + radius > outer_radius:
                 outer = None  # the beam is not inside the central disk
     if exclude_vacuum:
+        from hyperspy_nanoml.diffraction.vacuum import vacuum_test
+
         if outer is not None:
-            vacuum = _vacuum_from_intensity(outer, vacuum_threshold)
+            test = vacuum_test(
+                outer, rings, int(np.ceil(offset + radius)), alpha=vacuum_threshold
+            )
             info["vacuum_method"] = (
-                f"intensity outside {outer_radius:.1f} px of the pattern centre "
-                "(same pass as the beam)"
+                "Poisson test of the counts outside the beam against its tail, "
+                "rings around the pattern centre (same pass as the beam)"
             )
         else:
-            vacuum = vacuum_mask(
-                processed,
-                signal_mask,
-                threshold=vacuum_threshold,
-                show_progressbar=show_progressbar,
+            test = _vacuum_test_of(
+                processed, signal_mask, vacuum_threshold, show_progressbar
             )
             info["passes_over_data"] += 1
-            info["vacuum_method"] = "intensity outside the beam mask (own pass)"
+            info["vacuum_method"] = (
+                "Poisson test of the counts outside the beam mask against its tail "
+                "(own pass)"
+            )
+        vacuum = test.mask
         info["vacuum_mask"] = vacuum
         info["vacuum_patterns"] = int(vacuum.sum())
-    if stride is not None:
-        vacuum = info.get("vacuum_mask")
-        if lazy:
-            keys, sums, sample = strata
-            if vacuum is None:
-                column_sums = _merge_all(sums)
-            elif "own pass" in info["vacuum_method"]:
-                column_sums = None  # strata binned by another intensity
-            else:
-                column_sums = _column_sums_without(keys, sums, vacuum)
-        else:
-            rows = np.asarray(processed.data, dtype=np.float32).reshape(n_nav, -1)
-            keep = slice(None) if vacuum is None else ~vacuum.ravel()
-            column_sums = rows[keep].sum(axis=0, dtype=np.float64)
-            sample = rows[::stride].copy()
-        info["column_sums"] = column_sums
-        info["row_sample"] = (sample, stride)
+        info["vacuum_test"] = test.as_dict()
+    if not mask_direct_beam:
+        signal_mask = None  # the beam was found for the vacuum test only
     processed.metadata.set_item(
-        "Signal.nanoml_preprocessing",
+        "Processing.preprocess_sped",
         {
             k: (list(v) if isinstance(v, tuple) else v)
             for k, v in info.items()
-            if k not in ("vacuum_mask", "column_sums", "row_sample")
+            if k != "vacuum_mask"
         },
     )
     return processed, signal_mask, info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,7 @@ def _load(data, lazy):
 
 def _choice_reason(learning_results):
     """Why this number of components (the evidence kept by ``nmf_decomposition``)."""
-    from hyperspy_nanoml.learn.decomposition import component_choice_from
+    from hyperspy_nanoml.learn.signal_matrix import component_choice_from
 
     choice = component_choice_from(learning_results)
     return "given" if choice is None else choice.reason
@@ -82,17 +83,19 @@ def sped_phase_map(
     2. :func:`~hyperspy_nanoml.diffraction.preprocess.preprocess_sped`: optional
        reciprocal binning, float32 block by block, direct beam found and masked,
        and patterns without diffracted intensity (vacuum, holes) found, all in
-       one pass over the data; for lazy data that pass also keeps the column
-       sums of the Poisson scaling and the row sample of the component choice
-       (``nmf_statistics=True``), so the NMF reads the data only for its own
-       passes;
+       one pass over the data;
     3. the vacuum patterns are excluded from the fit (their loadings are NaN,
        as for any HyperSpy navigation mask);
     4. :func:`~hyperspy_nanoml.learn.decomposition.nmf_decomposition` with the
        beam as ``signal_mask``, Poisson normalisation and the number of
-       components chosen automatically (evidence kept);
+       components chosen automatically (evidence kept), both inside the NMF's
+       own passes;
     5. if ``report`` is a path: verification (stability over ``n_restarts``
        random restarts, residual map, explained variance) written as a PDF.
+
+    The arguments (including the report's folder) are checked before any work;
+    if the report still fails (disk full, ...), the finished NMF is returned with
+    a warning and the error in ``metadata.Processing.sped_phase_map.report_error``.
 
     Parameters
     ----------
@@ -105,19 +108,26 @@ def sped_phase_map(
     mask_direct_beam, beam_radius, binning :
         See :func:`~hyperspy_nanoml.diffraction.preprocess.preprocess_sped`.
     exclude_vacuum : bool
-        Leave empty patterns out of the fit.
+        Leave out of the fit the patterns that are the direct beam alone: a
+        Poisson test of the counts outside the beam against the beam's own tail,
+        pooled over scan neighbours, with nothing excluded when the emptiest
+        patterns hold Bragg spots (:mod:`hyperspy_nanoml.diffraction.vacuum`);
+        a diffracting grain is never dropped. The number excluded, their map
+        (NaN loadings) and the evidence go to ``metadata.Processing.
+        sped_phase_map`` (``vacuum_patterns``, ``vacuum_test``).
     vacuum_threshold : float
-        Fraction of the 99th percentile of the diffracted intensity below which
-        a pattern is vacuum.
+        Family-wise level of that test, in (0, 1): the chance that a scan keeps
+        any of its vacuum patterns in the fit.
     normalize_poissonian_noise : bool
         Poisson (Keenan-Kotula) scaling inside the NMF.
-    random_state : None or int
+    random_state : None, int or numpy.random.Generator
+        The seed used is recorded in ``metadata.Processing.nmf_decomposition``.
     max_components : int, optional
         Upper bound of the automatic choice.
     report : str or Path, optional
-        Write the verification report (PDF) there.
+        Write the verification report (PDF) there (its folder must exist).
     n_restarts : int
-        Restarts of the stability check of the report.
+        Restarts of the stability check of the report (at least 1).
     show_progressbar : bool, optional
     print_info : bool
         Print the decomposition summary.
@@ -142,9 +152,23 @@ def sped_phase_map(
     """
     import hyperspy.api as hs
 
+    from hyperspy_nanoml._validation import (
+        check_n_components,
+        check_output_path,
+        check_positive_int,
+        resolve_random_state,
+    )
     from hyperspy_nanoml.diffraction.preprocess import preprocess_sped
     from hyperspy_nanoml.learn.decomposition import nmf_decomposition
 
+    # everything that can be checked is checked before the long work
+    n_components = check_n_components(n_components)
+    if report is not None:
+        report = check_output_path(report, ".pdf")
+        n_restarts = check_positive_int(n_restarts, "n_restarts")
+    _, seed = resolve_random_state(random_state)
+    if max_components is not None:
+        max_components = check_positive_int(max_components, "max_components")
     signal = _load(data, lazy)
     started = time.perf_counter()
     processed, signal_mask, info = preprocess_sped(
@@ -154,14 +178,8 @@ def sped_phase_map(
         binning=binning,
         exclude_vacuum=exclude_vacuum,
         vacuum_threshold=vacuum_threshold,
-        # the column sums of the Poisson scaling and the row sample of the component
-        # choice, kept in the same pass: nmf_decomposition does not read for them
-        nmf_statistics=bool(getattr(signal, "_lazy", False))
-        and (bool(normalize_poissonian_noise) or n_components == "auto"),
         show_progressbar=show_progressbar,
     )
-    column_sums = info.pop("column_sums", None)
-    row_sample = info.pop("row_sample", None)
     info["source"] = str(data) if isinstance(data, (str, Path)) else "signal"
     navigation_mask = info.pop("vacuum_mask", None)
     if navigation_mask is not None:
@@ -182,15 +200,12 @@ def sped_phase_map(
         normalize_poissonian_noise=normalize_poissonian_noise,
         signal_mask=sig_mask_signal,
         navigation_mask=nav_mask_signal,
-        random_state=random_state,
+        random_state=seed if seed is not None else random_state,
         max_components=max_components,
-        column_sums=column_sums if normalize_poissonian_noise else None,
-        choice_sample=row_sample if isinstance(n_components, str) else None,
         show_progressbar=show_progressbar,
         print_info=print_info,
         **nmf_kwargs,
     )
-    del row_sample, column_sums  # up to 256 MB: not kept with the result
     info["seconds_nmf"] = round(time.perf_counter() - started, 3)
     lr = processed.learning_results
     record = processed.metadata.get_item("Processing.nmf_decomposition", {})
@@ -203,23 +218,42 @@ def sped_phase_map(
         relative_reconstruction_error=float(
             record.get("relative_reconstruction_error", np.nan)
         ),
+        random_state=record.get("random_state"),
         passes_over_data=int(record.get("passes_over_data", 0))
         + int(info["passes_over_data"]),
     )
     if report is not None:
-        from hyperspy_nanoml.learn.verification import save_verification_report, verify_nmf
-
         started = time.perf_counter()
-        verification = verify_nmf(
-            processed,
-            n_restarts=n_restarts,
-            random_state=0 if random_state is None else int(random_state),
-            show_progressbar=show_progressbar,
-        )
-        info["report"] = str(save_verification_report(verification, report))
+        try:
+            info["report"] = str(
+                _write_report(processed, report, n_restarts, seed, show_progressbar)
+            )
+        except Exception as error:  # never lose the finished NMF to a failed report
+            info["report_error"] = f"{type(error).__name__}: {error}"
+            warnings.warn(
+                f"the NMF finished but its report could not be written to {report} "
+                f"({info['report_error']}); the result is returned without it. Write it "
+                "later with hyperspy_nanoml.report.nmf_report.save_verification_report"
+                "(result, path).",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         info["seconds_report"] = round(time.perf_counter() - started, 3)
     processed.metadata.set_item(
         "Processing.sped_phase_map",
         {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.items()},
     )
     return processed
+
+
+def _write_report(processed, report, n_restarts, seed, show_progressbar):
+    from hyperspy_nanoml.learn.verification import verify_nmf
+    from hyperspy_nanoml.report.nmf_report import save_verification_report
+
+    verification = verify_nmf(
+        processed,
+        n_restarts=n_restarts,
+        random_state=0 if seed is None else int(seed),
+        show_progressbar=show_progressbar,
+    )
+    return save_verification_report(verification, report)

@@ -27,99 +27,31 @@ import logging
 import warnings
 
 import numpy as np
-import scipy.fft
+
+from hyperspy_nanoml.imaging.spectra import (
+    SCALINGS,
+    TAPERS,
+    WINDOWS_PER_BLOCK,
+    full_centred_spectrum,
+    taper_window,
+    window_spectra,
+)
+
+__all__ = [
+    "SCALINGS",
+    "TAPERS",
+    "compute_features",
+    "decompose_features",
+    "full_centred_spectrum",
+    "local_fft_features",
+    "taper_window",
+    "window_spectra",
+]
 
 _logger = logging.getLogger(__name__)
 
-TAPERS = ("hann", "sqrt_hann", "none")
-SCALINGS = ("sqrt", "power", "log")
-# windows per block: bounds the memory of one FFT batch (~100 MB at 128 px)
-_WINDOWS_PER_BLOCK = 1536
-
-
-def taper_window(window, taper="hann"):
-    """The 2-D taper applied to each (mean-removed) window, float32.
-
-    ``"hann"`` is the periodic Hann window (its shifted copies overlap-add to a
-    constant at 50 % overlap); ``"sqrt_hann"`` is ``sqrt(outer(hanning,
-    hanning))`` as in Jany et al. 2020; ``"none"`` is a flat window.
-    """
-    if taper == "hann":
-        t = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(window) / window)
-        return np.outer(t, t).astype(np.float32)
-    if taper == "sqrt_hann":
-        t = np.hanning(window)
-        return np.sqrt(np.outer(t, t)).astype(np.float32)
-    if taper == "none":
-        return np.ones((window, window), np.float32)
-    raise ValueError(f"unknown taper {taper!r}; choose one of {TAPERS}")
-
-
-def _spectrum_features(spectrum, scaling, reference, out):
-    """Scale-free features of a complex half spectrum, written into ``out``.
-
-    ``reference`` is the power a window of white noise with the image's
-    standard deviation would have per bin, so the features do not depend on
-    the image's intensity scale. The DC bin is set to zero.
-    """
-    if scaling == "sqrt":
-        np.abs(spectrum, out=out)  # amplitude = sqrt(power), without forming the power
-        out *= np.float32(1.0 / np.sqrt(reference))
-    elif scaling in ("power", "log"):
-        np.square(spectrum.real, out=out)
-        out += np.square(spectrum.imag)
-        out *= np.float32(1.0 / reference)
-        if scaling == "log":  # log(1 + P / P_ref): the offset follows the image's scale
-            np.log1p(out, out=out)
-    else:
-        raise ValueError(f"unknown scaling {scaling!r}; choose one of {SCALINGS}")
-    out[..., 0, 0] = 0.0
-    return out
-
-
-def window_spectra(image, window, step, taper_array, scaling, reference):
-    """Half-spectrum features of every window of an in-memory 2-D image.
-
-    Returns an array of shape ``(ny, nx, window, window // 2 + 1)`` (float32),
-    ``ky`` in FFT order (not shifted), ``kx >= 0``. The windows are strided
-    views of the image, processed in blocks of rows with one batched FFT per
-    block (no Python loop per window).
-    """
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    views = sliding_window_view(image, (window, window))[::step, ::step]
-    ny, nx = views.shape[:2]
-    out = np.empty((ny, nx, window, window // 2 + 1), np.float32)
-    rows_per_block = max(1, _WINDOWS_PER_BLOCK // nx)
-    for r0 in range(0, ny, rows_per_block):
-        block = views[r0 : r0 + rows_per_block].astype(np.float32)
-        block -= block.mean(axis=(-2, -1), keepdims=True)
-        block *= taper_array
-        spectrum = scipy.fft.rfft2(block, workers=-1)
-        _spectrum_features(spectrum, scaling, reference, out[r0 : r0 + rows_per_block])
-    return out
-
-
-def _centred_index(window):
-    """Flat index into a half spectrum for every bin of the full centred one."""
-    w, nh = window, window // 2 + 1
-    ky, kx = np.meshgrid(np.arange(w) - w // 2, np.arange(w) - w // 2, indexing="ij")
-    # P(-ky, -kx) = P(ky, kx): negative kx are read from the mirrored bin
-    mirror = kx < 0
-    row = np.where(mirror, -ky, ky) % w
-    col = np.abs(kx)
-    return row * nh + col
-
-
-def full_centred_spectrum(half, window):
-    """Expand half spectra (last axes ``window, window//2+1``) to full, centred.
-
-    Uses the point symmetry of the power spectrum of a real image,
-    P(-ky, -kx) = P(ky, kx); zero frequency lands at index ``window // 2`` on
-    both axes (as after ``fftshift``). One gather, no intermediate copies.
-    """
-    flat = half.reshape(half.shape[:-2] + (-1,))
-    return np.take(flat, _centred_index(window), axis=-1)
+# windows per strip of a lazy image: bounds the memory of one FFT batch
+_WINDOWS_PER_BLOCK = WINDOWS_PER_BLOCK
 
 
 def _image_std(data):
@@ -427,14 +359,12 @@ def decompose_features(
     The NMF runs on the half spectrum (half the work); its factors are expanded
     to the full centred spectrum of ``result`` by point symmetry.
     """
+    from hyperspy_nanoml._validation import check_n_components
     from hyperspy_nanoml.learn.n_components import ComponentChoice, choose_n_components
     from hyperspy_nanoml.learn.nmf import nmf
 
-    if isinstance(n_components, str):
-        if n_components != "auto":
-            raise ValueError(
-                f'n_components must be "auto" or an integer, got {n_components!r}'
-            )
+    n_components = check_n_components(n_components)
+    if n_components == "auto":
         choice = choose_n_components(
             X,
             max_components=max_components,
@@ -442,12 +372,8 @@ def decompose_features(
             random_state=random_state,
         )
         k = choice.n_components
-    elif isinstance(n_components, (int, np.integer)) and not isinstance(n_components, bool):
-        if n_components < 1:
-            raise ValueError(f"n_components must be >= 1, got {n_components}")
-        choice, k = None, int(n_components)
     else:
-        raise TypeError(f'n_components must be "auto" or an integer, got {n_components!r}')
+        choice, k = None, n_components
     # 1e-4: the maps and patterns no longer change visibly (the relative error
     # differs from tol=1e-5 by < 1e-4 of itself on the SEM benchmark image)
     nmf_kwargs.setdefault("tol", 1e-4)

@@ -181,16 +181,26 @@ def sample_rows(X, max_bytes=_SAMPLE_BYTES):
     return np.asarray(sample, dtype=np.float32), stride
 
 
-def _check_matrix(X):
-    if X.ndim != 2:
-        raise ValueError(
-            f"expected a 2-D array (samples x features), got shape {X.shape}; "
-            "unfold the navigation and signal axes first"
-        )
+def _check_shape(X):
     if min(X.shape) < 3:
         raise ValueError(
             f"need at least 3 samples and 3 features to choose a number of components, "
             f"got shape {X.shape}; give n_components as an integer instead"
+        )
+
+
+def _check_values(X):
+    """Finite, non-negative enough to choose from, not all zero (in-memory X)."""
+    if not np.isfinite(X).all():
+        raise ValueError(
+            f"the data contain {int(np.count_nonzero(~np.isfinite(X)))} NaN or infinite "
+            "values; replace them or exclude them (navigation_mask / signal_mask) before "
+            "choosing the number of components"
+        )
+    if not X.any():
+        raise ValueError(
+            "the data are all zeros: there is nothing to decompose (check the data and "
+            "the masks)"
         )
 
 
@@ -233,8 +243,8 @@ def choose_n_components(
         non-negative mixtures also give k - 1 centred components. Samples that
         sum to less than 25 % of the median sample are left out: scaled up,
         their shape is mostly noise.
-    random_state : int, numpy.random.Generator or None
-        Seed of the randomised SVD used on large or lazy data.
+    random_state : None, int, numpy.random.Generator or RandomState
+        Seed of the randomised SVD used on large data.
     sampled_stride : int, optional
         ``X`` is already the in-memory sample ``data[::sampled_stride]`` that
         :func:`sample_rows` would take (e.g. kept from a pass that reads the
@@ -254,10 +264,20 @@ def choose_n_components(
     >>> choose_n_components(X).n_components
     3
     """
-    _check_matrix(X)
-    max_components = 30 if max_components is None else int(max_components)
-    if max_components < 1:
-        raise ValueError(f"max_components must be >= 1, got {max_components}")
+    from hyperspy_nanoml._validation import (
+        check_matrix,
+        check_positive_int,
+        resolve_random_state,
+    )
+
+    X = check_matrix(X)
+    random_state = resolve_random_state(random_state)[0]
+    _check_shape(X)
+    max_components = (
+        30
+        if max_components is None
+        else check_positive_int(max_components, "max_components")
+    )
     notes = []
     stride = None if sampled_stride is None else int(sampled_stride)
     if stride is None and (hasattr(X, "dask") or X.nbytes > 2 * _SAMPLE_BYTES):
@@ -268,13 +288,16 @@ def choose_n_components(
             notes.append(
                 f"Chosen on one sample in {stride} ({X.shape[0]} samples, one pass)."
             )
+    else:
+        X = np.asarray(X)
+    _check_values(X)
     if normalize_rows:
         X, n_dropped = _unit_sum_rows(X)
         if n_dropped:
             notes.append(
                 f"{n_dropped} faint sample(s) (sum < 25% of the median) left out of the choice."
             )
-    _check_matrix(X)
+    _check_shape(X)
     n, m = X.shape
     # Enough eigenvalues to see the noise floor, but not the decay of the last
     # ones that small overlapping-window data sets show (it fools the split).
@@ -283,8 +306,8 @@ def choose_n_components(
     constant = bool(np.all(X == X[:1]))
     if constant or not np.all(np.isfinite(ev)) or ev[0] <= 0:
         raise ValueError(
-            "the data have no variance (all samples are identical) or contain NaN/inf; "
-            "there is nothing to decompose"
+            "the data have no variance (all samples are identical, up to their "
+            "intensity): one component describes them, give n_components=1"
         )
     floor = ev[0] * 1e-12
     ll = profile_likelihood(np.log(np.maximum(ev, floor)))

@@ -4,8 +4,8 @@
 interpreting when its components come back from other starting points, when the
 model fits everywhere (no region of the scan left unexplained) and when each
 component carries a measurable part of the data. :func:`verify_nmf` measures the
-three on a signal decomposed by :func:`~hyperspy_nanoml.learn.decomposition.nmf_decomposition`
-and :func:`save_verification_report` puts them in a PDF.
+three on a signal decomposed by :func:`~hyperspy_nanoml.learn.decomposition.nmf_decomposition`;
+:func:`hyperspy_nanoml.report.nmf_report.save_verification_report` puts them in a PDF.
 
 The array-level functions (:func:`component_stability`, :func:`residual_norms`,
 :func:`explained_variance`) take ``X`` (numpy or dask, n_samples × n_features),
@@ -18,13 +18,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hyperspy_nanoml._compat import (
+    navigation_shape_in_array,
+    navigation_signal,
+    signal_shape_in_array,
+)
+from hyperspy_nanoml._validation import check_matrix, check_positive_int
+from hyperspy_nanoml.learn.blocks import BlockPrep, RowBlocks, is_lazy
+from hyperspy_nanoml.learn.nmf import nmf, residual_sq_rows
+from hyperspy_nanoml.learn.signal_matrix import (
+    component_choice_from,
+    decomposition_arrays,
+    unfold_data,
+)
+
 __all__ = [
     "VerificationResult",
     "component_stability",
     "explained_variance",
     "match_components",
     "residual_norms",
-    "save_verification_report",
     "verify_nmf",
 ]
 
@@ -36,12 +49,34 @@ def match_components(reference, other):
     """Match rows of ``other`` to rows of ``reference`` by cosine similarity (Hungarian).
 
     Returns ``(similarity, index)``: ``similarity[j]`` is the cosine similarity of
-    reference row ``j`` with its match ``other[index[j]]``.
+    reference row ``j`` with its match ``other[index[j]]``. ``other`` may hold more
+    rows than ``reference`` (the best-matching subset is used), not fewer.
+
+    Examples
+    --------
+    >>> A = np.eye(3)
+    >>> match_components(A, A[[2, 0, 1]])[1]
+    array([1, 2, 0])
     """
     from scipy.optimize import linear_sum_assignment
 
     A = np.asarray(reference, dtype=np.float64)
     B = np.asarray(other, dtype=np.float64)
+    if A.ndim != 2 or B.ndim != 2:
+        raise ValueError(
+            f"match_components needs two 2-D arrays (components x features), got shapes "
+            f"{A.shape} and {B.shape}"
+        )
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(
+            f"the components have {A.shape[1]} and {B.shape[1]} features; compare "
+            "components of the same data (same channels, same masks)"
+        )
+    if B.shape[0] < A.shape[0]:
+        raise ValueError(
+            f"cannot match {A.shape[0]} reference components to only {B.shape[0]}: every "
+            "reference component needs a partner (give the larger set as `other`)"
+        )
     na = np.linalg.norm(A, axis=1, keepdims=True)
     nb = np.linalg.norm(B, axis=1, keepdims=True)
     S = (A / np.where(na > 0, na, 1)) @ (B / np.where(nb > 0, nb, 1)).T
@@ -56,39 +91,51 @@ def component_stability(
     H_ref,
     W_ref=None,
     *,
-    n_restarts=5,
-    random_state=None,
-    init="random",
-    show_progressbar=None,
+    n_restarts: int = 5,
+    random_state: int | None = None,
+    init: str = "random",
+    show_progressbar: bool | None = None,
     **nmf_kwargs,
-):
+) -> dict:
     """Refit NMF from ``n_restarts`` random starts and match to the reference components.
 
     Parameters
     ----------
     X : numpy or dask array (n_samples, n_features)
-        The data that were factorised (after any scaling).
+        The data that were factorised.
     H_ref : array (k, n_features)
         Reference components. ``W_ref`` (n_samples × k), optional, also compares maps.
     n_restarts : int
+        At least 1.
     random_state : None or int
         Seeds the restarts (restart ``i`` uses ``random_state + 1 + i``).
     init : str
         Initialisation of the restarts; ``"random"`` (default) probes other local
         minima, which NNDSVD (deterministic up to the sketch) would not.
     **nmf_kwargs
-        Passed to :func:`hyperspy_nanoml.learn.nmf.nmf`.
+        Passed to :func:`hyperspy_nanoml.learn.nmf.nmf` (e.g.
+        ``normalize_poissonian_noise``, ``column_mask``, ``max_iter``).
 
     Returns
     -------
     dict
         ``factor_similarity`` (n_restarts × k), ``loading_similarity`` (or None),
         ``errors`` (n_restarts), ``random_states``, ``passes``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> H = rng.random((2, 30)); X = rng.random((100, 2)) @ H
+    >>> out = component_stability(X, H, n_restarts=2, random_state=0)
+    >>> bool(out["factor_similarity"].min() > 0.99)
+    True
     """
     from hyperspy_nanoml._progress import progressbar
-    from hyperspy_nanoml.learn.nmf import nmf
 
+    n_restarts = check_positive_int(n_restarts, "n_restarts")
     H_ref = np.asarray(H_ref)
+    if H_ref.ndim != 2:
+        raise ValueError(f"H_ref must be 2-D (k, n_features), got shape {H_ref.shape}")
     k = H_ref.shape[0]
     base = 0 if random_state is None else int(random_state)
     seeds = [base + 1 + i for i in range(n_restarts)]
@@ -124,32 +171,55 @@ def _cos_rows(A, B):
     return d / np.where(na * nb > 0, na * nb, 1)
 
 
-def residual_norms(X, W, H):
-    """Per-row squared residuals ``||x_i − w_i H||²``, ``||x_i||²``, row sums and ``Wᵀ X``.
+def _kernel_residual_rows(block, start, prep, Wt, H):
+    """Per row: ``‖x_i − w_i H‖²``, ``‖x_i‖²`` and ``Σ x_i``; and ``Wᵀ X`` summed."""
+    rows = []
+    P = np.zeros(H.shape, dtype=np.float64)
+    for a, b, xs in prep.slices(block, start):
+        Wb = np.ascontiguousarray(Wt[:, start + a : start + b])
+        res = residual_sq_rows(xs, Wb, H)
+        nrm = np.einsum("ij,ij->i", xs, xs, dtype=np.float64)
+        tot = xs.sum(axis=1, dtype=np.float64)
+        rows.append(np.stack([res, nrm, tot], axis=1))
+        P += Wb @ xs
+    return np.concatenate(rows, axis=0), (P,)
 
-    One pass; block-wise on dask arrays (threaded or distributed).
+
+def residual_norms(X, W, H, *, column_mask=None):
+    """Per-row squared residuals ``‖x_i − w_i H‖²``, ``‖x_i‖²``, row sums and ``Wᵀ X``.
+
+    One pass; block-wise on dask arrays (threaded or distributed). ``column_mask``
+    (True = excluded) sets those columns of ``X`` to zero as they are read.
 
     Returns
     -------
     (residual_sq, norm_sq, row_sum, WtX) : float64 arrays of shapes (n,), (n,), (n,),
     (k, n_features)
-    """
-    from hyperspy_nanoml.learn.nmf import (
-        _check_shape_and_k,
-        _kernel_residual_rows,
-        _RowBlocks,
-    )
 
+    Examples
+    --------
+    >>> X = np.array([[1.0, 2.0], [2.0, 4.0]])
+    >>> residual_norms(X, [[1.0], [2.0]], [[1.0, 2.0]])[0]
+    array([0., 0.])
+    """
     W = np.asarray(W, dtype=np.float32)
     H = np.asarray(H, dtype=np.float32)
-    X, n, m, k = _check_shape_and_k(X, H.shape[0])
+    X = check_matrix(X)
+    n, m = X.shape
+    k = H.shape[0] if H.ndim == 2 else 0
     if W.shape != (n, k) or H.shape != (k, m):
         raise ValueError(
             f"W and H must have shapes {(n, k)} and {(k, m)} for X of shape {(n, m)}; "
             f"got {W.shape} and {H.shape}"
         )
-    blocks = _RowBlocks(X)
-    parts, (P,) = blocks.run(_kernel_residual_rows, np.ascontiguousarray(W.T), H)
+    prep = BlockPrep()
+    if column_mask is not None:
+        mask = np.asarray(column_mask, dtype=bool).ravel()
+        if mask.size != m:
+            raise ValueError(f"column_mask has {mask.size} entries, X has {m} columns")
+        prep = BlockPrep(zero_columns=np.flatnonzero(mask))
+    blocks = RowBlocks(X)
+    parts, (P,) = blocks.run(_kernel_residual_rows, prep, np.ascontiguousarray(W.T), H)
     rows = np.concatenate(parts, axis=0)
     return rows[:, 0], rows[:, 1], rows[:, 2], P
 
@@ -277,43 +347,33 @@ class VerificationResult:
         return "\n".join(lines)
 
 
-def _kept_data(signal):
-    """(X_kept, nav_mask, sig_mask, root_aG, root_bH) as used by nmf_decomposition."""
-    from hyperspy_nanoml.learn.decomposition import _poisson_scale, _unfold_data
-    from hyperspy_nanoml.learn.nmf import _is_dask
-
-    lr = signal.learning_results
-    X, _, _ = _unfold_data(signal)
-    nav_mask = _flat_or_none(lr.navigation_mask)
-    sig_mask = _flat_or_none(lr.signal_mask)
-    Xk = X
-    if sig_mask is not None:
-        Xk = Xk[:, np.flatnonzero(~sig_mask)]
-    if nav_mask is not None:
-        Xk = Xk[np.flatnonzero(~nav_mask)]
-    scaled = None
-    root_aG = root_bH = None
-    if lr.poissonian_noise_normalized:
-        scaled, root_aG, root_bH, _ = _poisson_scale(Xk, _is_dask(Xk))
-    return Xk, scaled, nav_mask, sig_mask, root_aG, root_bH
-
-
-def _flat_or_none(mask):
-    if mask is None:
-        return None
-    return np.asarray(mask, dtype=bool).ravel()
+def _check_nmf_result(factors, loadings):
+    """Refuse what is not a non-negative, uncentred decomposition."""
+    fmin, lmin = np.nanmin(factors), np.nanmin(loadings)
+    if fmin < 0 or lmin < 0:
+        raise ValueError(
+            "the stored decomposition has negative factors or loadings (minimum "
+            f"{min(fmin, lmin):.3g}): it is not an NMF (e.g. HyperSpy's SVD/PCA), and its "
+            "stability under NMF restarts means nothing. Run s.nmf_decomposition(...) first."
+        )
 
 
 def verify_nmf(
-    signal, n_restarts=5, *, random_state=0, show_progressbar=None, **nmf_kwargs
-):
+    signal,
+    n_restarts: int = 5,
+    *,
+    random_state: int = 0,
+    show_progressbar: bool | None = None,
+    **nmf_kwargs,
+) -> VerificationResult:
     """Verify the NMF stored in ``signal.learning_results`` (from ``nmf_decomposition``).
 
     1. **Stability**: NMF is refitted ``n_restarts`` times from random starts on the
-       same (masked, normalised) data; each restart's components are matched to the
-       stored ones by the Hungarian algorithm on cosine similarity; per component the
-       mean and minimum similarity are reported (factors and maps).
-    2. **Residual map**: ``||x_i − w_i H|| / ||x_i||`` for every pattern, as a signal
+       same data (same masks and, if it was used, the same Poisson scaling, inside the
+       engine); each restart's components are matched to the stored ones by the
+       Hungarian algorithm on cosine similarity (in the units of the data); per
+       component the mean and minimum similarity are reported (factors and maps).
+    2. **Residual map**: ``‖x_i − w_i H‖ / ‖x_i‖`` for every pattern, as a signal
        over the navigation axes (calibrated like the signal's navigation axes); one
        block-wise pass for lazy data.
     3. **Explained variance** per component (energy and share of counts, see
@@ -326,9 +386,9 @@ def verify_nmf(
     ----------
     signal : BaseSignal
         Decomposed with ``nmf_decomposition`` (or any decomposition with
-        non-negative factors and loadings and ``centre=None``).
+        non-negative factors and loadings and ``centre=None``), not reshaped since.
     n_restarts : int
-        Number of random restarts (each costs one factorisation).
+        Number of random restarts (each costs one factorisation), at least 1.
     random_state : int
     **nmf_kwargs
         Passed to the restarts (e.g. ``max_iter``, ``tol``).
@@ -336,9 +396,18 @@ def verify_nmf(
     Returns
     -------
     VerificationResult
-    """
-    from hyperspy_nanoml.learn.decomposition import component_choice_from
 
+    Examples
+    --------
+    >>> import hyperspy.api as hs, hyperspy_nanoml
+    >>> rng = np.random.default_rng(0)
+    >>> s = hs.signals.Signal1D(rng.poisson(50 * rng.random((40, 2)) @ rng.random((2, 32))))
+    >>> _ = s.nmf_decomposition(2, random_state=0, print_info=False)
+    >>> v = verify_nmf(s, n_restarts=2)
+    >>> v.n_components, bool(v.stability_min.min() > 0.9)
+    (2, True)
+    """
+    n_restarts = check_positive_int(n_restarts, "n_restarts")
     lr = signal.learning_results
     if lr.factors is None or lr.loadings is None:
         raise ValueError(
@@ -349,39 +418,35 @@ def verify_nmf(
             f"the decomposition is centred (centre={lr.centre!r}); NMF verification needs "
             "an uncentred non-negative decomposition such as s.nmf_decomposition()"
         )
-    factors = np.asarray(
-        lr.factors.compute() if hasattr(lr.factors, "compute") else lr.factors
-    )
-    loadings = np.asarray(
-        lr.loadings.compute() if hasattr(lr.loadings, "compute") else lr.loadings
-    )
-    Xk, scaled, nav_mask, sig_mask, root_aG, root_bH = _kept_data(signal)
-    H = factors.T
-    W = loadings
-    if sig_mask is not None:
-        H = H[:, ~sig_mask]
-    if nav_mask is not None:
-        W = W[~nav_mask]
-    k = H.shape[0]
+    factors, loadings = decomposition_arrays(signal)
+    _check_nmf_result(factors, loadings)
+    X, _, _ = unfold_data(signal)
+    nav_mask = _flat_or_none(lr.navigation_mask)
+    sig_mask = _flat_or_none(lr.signal_mask)
+    Xk = X if nav_mask is None else X[np.flatnonzero(~nav_mask)]
+    k = factors.shape[1]
+    H = np.nan_to_num(factors.T)  # 0 on masked channels, as the engine returns them
+    W = loadings if nav_mask is None else loadings[~nav_mask]
 
-    # 1. stability, in the space that was fitted
-    if scaled is not None:
-        Xfit, H_fit, W_fit = scaled, H / root_bH[None, :], W / root_aG[:, None]
-    else:
-        Xfit, H_fit, W_fit = Xk, H, W
+    # 1. stability: the same fit (masks, scaling) from random starts
+    # (masked channels are 0 in H and in every restart's H: cosines are unchanged)
     stab = component_stability(
-        Xfit,
-        H_fit,
-        W_fit,
+        Xk,
+        H,
+        W,
         n_restarts=n_restarts,
         random_state=random_state,
         show_progressbar=show_progressbar,
-        **nmf_kwargs,
+        **{
+            "normalize_poissonian_noise": bool(lr.poissonian_noise_normalized),
+            "column_mask": sig_mask,
+            **nmf_kwargs,
+        },
     )
     fs, ls = stab["factor_similarity"], stab["loading_similarity"]
 
     # 2. residual map and 3. explained variance, on the data in its own units
-    res_sq, norm_sq, row_sum, WtX = residual_norms(Xk, W, H)
+    res_sq, norm_sq, row_sum, WtX = residual_norms(Xk, W, H, column_mask=sig_mask)
     rel = np.full(res_sq.shape, np.nan)
     ok = norm_sq > 0
     rel[ok] = np.sqrt(res_sq[ok] / norm_sq[ok])
@@ -394,10 +459,10 @@ def verify_nmf(
         full[~nav_mask] = rel
     else:
         full[:] = rel
-    nav_shape = tuple(signal.axes_manager._navigation_shape_in_array)
-    sig_shape = tuple(signal.axes_manager._signal_shape_in_array)
-    resmap = signal._get_navigation_signal(data=full.reshape(nav_shape).astype(np.float32))
-    if resmap._lazy:
+    nav_shape = navigation_shape_in_array(signal)
+    sig_shape = signal_shape_in_array(signal)
+    resmap = navigation_signal(signal, full.reshape(nav_shape).astype(np.float32))
+    if is_lazy(resmap):
         resmap.compute()
     title = signal.metadata.get_item("General.title", "") or ""
     resmap.metadata.General.title = (
@@ -419,7 +484,7 @@ def verify_nmf(
         factors=factors.T.reshape((k,) + sig_shape),
         loadings=loadings.T.reshape((k,) + nav_shape),
         component_choice=component_choice_from(lr),
-        passes=int(stab["passes"]) + 1 + (1 if scaled is not None else 0),
+        passes=int(stab["passes"]) + 1,
         random_states=stab["random_states"],
         title=title,
     )
@@ -438,170 +503,7 @@ def verify_nmf(
     return result
 
 
-# ------------------------------------------------------------------ report
-
-
-def _grid(n):
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    return rows, cols
-
-
-def _image_pages(arrays, label, cmap):
-    import matplotlib.pyplot as plt
-
-    k = len(arrays)
-    rows, cols = _grid(k)
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(3.2 * cols, 3.0 * rows + 0.6), squeeze=False
-    )
-    for j in range(rows * cols):
-        ax = axes.flat[j]
-        if j >= k:
-            ax.axis("off")
-            continue
-        a = np.asarray(arrays[j], dtype=np.float64)
-        if a.ndim == 2:
-            im = ax.imshow(a, cmap=cmap)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-            ax.set_xticks([])
-            ax.set_yticks([])
-        elif a.ndim == 1:
-            ax.plot(a)
-        else:
-            ax.imshow(a.reshape(a.shape[0], -1), cmap=cmap, aspect="auto")
-        ax.set_title(f"{label} {j}")
-    fig.suptitle(f"NMF {label}s")
-    fig.tight_layout()
-    return fig
-
-
-def _report_figures(result):
-    import matplotlib.pyplot as plt
-
-    k = result.n_components
-    # page 1: numbers
-    fig = plt.figure(figsize=(8.27, 11.69))
-    fig.text(0.06, 0.96, "NMF verification report", fontsize=16, weight="bold", va="top")
-    lines = [
-        f"signal: {result.title or '(untitled)'}",
-        f"components: {k}",
-        f"relative error ||X - WH|| / ||X||: {result.relative_error:.5g}",
-        f"explained (1 - ||X - WH||²/||X||²): {100 * result.explained_total:.2f} %",
-        f"restarts: {len(result.restart_errors)} (seeds {result.random_states}), relative "
-        f"errors {np.round(result.restart_errors, 5).tolist()}",
-        f"passes over the data for the verification: {result.passes}",
-    ]
-    if result.component_choice is not None:
-        lines.append("number of components: " + str(result.component_choice.reason))
-    import textwrap
-
-    y = 0.91
-    for line in lines:
-        for piece in textwrap.wrap(line, 100) or [""]:
-            fig.text(0.06, y, piece, fontsize=8.5, va="top")
-            y -= 0.018
-    table = result.table()
-    ax = fig.add_axes(
-        [0.06, max(0.05, y - 0.04 - 0.03 * len(table)), 0.88, 0.03 * len(table)]
-    )
-    ax.axis("off")
-    tab = ax.table(cellText=table[1:], colLabels=table[0], loc="upper center")
-    tab.auto_set_font_size(False)
-    tab.set_fontsize(8)
-    yield fig
-
-    # page 2: choice of the number of components
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    if result.component_choice is not None and hasattr(result.component_choice, "plot"):
-        result.component_choice.plot(ax=ax)
-    else:
-        ax.bar(np.arange(k), 100 * result.explained_energy, color="C0", label="energy")
-        ax.bar(
-            np.arange(k),
-            100 * result.explained_intensity,
-            color="C1",
-            width=0.5,
-            label="share of counts",
-        )
-        ax.set_xlabel("component")
-        ax.set_ylabel("explained (%)")
-        ax.set_title("Explained variance per component (n_components was given)")
-        ax.legend()
-    fig.tight_layout()
-    yield fig
-
-    yield _image_pages(result.factors, "factor", "viridis")
-    yield _image_pages(result.loadings, "loading", "magma")
-
-    # stability
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    x = np.arange(k)
-    ax.bar(x - 0.2, result.stability_mean, width=0.4, label="factor, mean")
-    ax.bar(x + 0.2, result.loading_stability_mean, width=0.4, label="map, mean")
-    ax.plot(x - 0.2, result.stability_min, "k_", markersize=18, label="factor, min")
-    ax.plot(x + 0.2, result.loading_stability_min, "r_", markersize=18, label="map, min")
-    lo = float(np.nanmin([result.stability_min.min(), result.loading_stability_min.min()]))
-    ax.set_ylim(min(0.9, lo - 0.02), 1.005)
-    ax.set_xticks(x)
-    ax.set_xlabel("component")
-    ax.set_ylabel("cosine similarity to the verified component")
-    ax.set_title(f"Stability over {len(result.restart_errors)} random restarts")
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    yield fig
-
-    # residual map
-    data = np.asarray(result.residual_map.data, dtype=np.float64)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    if data.ndim >= 2:
-        im = axes[0].imshow(data.reshape(data.shape[0], -1), cmap="inferno")
-        fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.04)
-    else:
-        axes[0].plot(data)
-    axes[0].set_title("relative residual ||x - wH|| / ||x||")
-    finite = data[np.isfinite(data)]
-    axes[1].hist(finite, bins=50, color="C3")
-    axes[1].set_xlabel("relative residual")
-    axes[1].set_ylabel("patterns")
-    if finite.size:
-        axes[1].set_title(
-            f"median {np.median(finite):.3g}, 99th percentile {np.percentile(finite, 99):.3g}"
-        )
-    fig.tight_layout()
-    yield fig
-
-
-def save_verification_report(
-    signal_or_result, path, *, n_restarts=5, random_state=0, **kwargs
-):
-    """Write the verification as a PDF: numbers table, component-number evidence,
-    factors, loading maps, stability bar chart and residual map.
-
-    Parameters
-    ----------
-    signal_or_result : BaseSignal or VerificationResult
-        A decomposed signal (verified now, with ``n_restarts``) or the result of
-        :func:`verify_nmf` (no recomputation).
-    path : str or Path
-        Destination ``.pdf`` (written atomically).
-    n_restarts, random_state, **kwargs
-        Passed to :func:`verify_nmf` when a signal is given without a verification.
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    from hyperspy_nanoml.report.pdf import write_pdf
-
-    if isinstance(signal_or_result, VerificationResult):
-        result = signal_or_result
-    else:
-        result = verify_nmf(
-            signal_or_result, n_restarts=n_restarts, random_state=random_state, **kwargs
-        )
-    return write_pdf(
-        path,
-        _report_figures(result),
-        metadata={"Title": "NMF verification report", "Subject": result.title or "NMF"},
-    )
+def _flat_or_none(mask):
+    if mask is None:
+        return None
+    return np.asarray(mask, dtype=bool).ravel()

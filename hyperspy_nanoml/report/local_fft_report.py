@@ -126,8 +126,10 @@ def local_fft_report(result, filename, image=None):
     """Write the report of a decomposed :class:`LocalFFTSignal` to ``filename``."""
     params = result._params()
     if image is None:
-        image = getattr(result, "_source_image", None)
-    image = _preview(image, _preview_factor(params["image_shape"]))
+        saved = result.metadata.get_item("Processing.local_fft_features.image_preview")
+        image = None if saved is None else np.asarray(saved, dtype=np.float32)
+    else:
+        image = _preview(image, _preview_factor(params["image_shape"]))
     pages = (
         _page_overview(result, image, params),
         _page_loadings(result, image, params),

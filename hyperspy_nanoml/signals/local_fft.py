@@ -43,8 +43,8 @@ class LocalFFTSignal(Signal2D):
         half-spectrum features (its factors already scaled to a maximum of 1);
         they are expanded to the full centred spectrum, which keeps the maximum.
         """
-        from hyperspy_nanoml.imaging.local_fft import full_centred_spectrum
-        from hyperspy_nanoml.learn.decomposition import store_learning_results
+        from hyperspy_nanoml.imaging.spectra import full_centred_spectrum
+        from hyperspy_nanoml.learn.signal_matrix import store_learning_results
 
         w = self._params()["window"]
         k = fit.H.shape[0]
@@ -61,7 +61,7 @@ class LocalFFTSignal(Signal2D):
     @property
     def component_choice(self):
         """The evidence for the number of components (None if it was given)."""
-        from hyperspy_nanoml.learn.decomposition import component_choice_from
+        from hyperspy_nanoml.learn.signal_matrix import component_choice_from
 
         return component_choice_from(self.learning_results)
 
@@ -148,8 +148,9 @@ class LocalFFTSignal(Signal2D):
         """Write the PDF report: image, scree plot with the chosen number and
         why, loadings overlaid on the image, segmentation, factors, parameters.
 
-        ``image`` (the analysed image, numpy or Signal2D) defaults to the one
-        the result was computed from, when it is still in memory.
+        ``image`` (the analysed image, numpy or Signal2D) defaults to the
+        preview of it saved in ``metadata.Processing.local_fft_features``, so a
+        reloaded result reports too.
         """
         from hyperspy_nanoml.report.local_fft_report import local_fft_report
 
@@ -220,7 +221,7 @@ def _interp_matrix(n_pixels, n_windows, step, window, downsample=1):
 
 def build_local_fft_signal(X, grid, image_axes, params, image=None, data=None):
     """Wrap the half-spectrum feature matrix ``X`` as a (lazy) LocalFFTSignal."""
-    from hyperspy_nanoml.imaging.local_fft import full_centred_spectrum
+    from hyperspy_nanoml.imaging.spectra import full_centred_spectrum, preview_image
 
     ny, nx = grid
     w = params["window"]
@@ -264,7 +265,13 @@ def build_local_fft_signal(X, grid, image_axes, params, image=None, data=None):
     meta = dict(params)
     meta["image_axes"] = {"y": ycal, "x": xcal}
     signal.metadata.set_item("LocalFFT", meta)
-    signal._source_image = data  # for the report; not saved with the signal
+    if data is not None and getattr(data, "ndim", 0) == 2:
+        # a preview of the analysed image for the report, saved with the signal
+        preview, factor = preview_image(data)
+        signal.metadata.set_item(
+            "Processing.local_fft_features",
+            {"image_preview": preview, "image_preview_factor": int(factor)},
+        )
     return signal
 
 

@@ -146,7 +146,7 @@ def test_preprocess_info_and_radius(eager):
     assert info["direct_beam_centre_calibrated"][0] == pytest.approx(
         kx.offset + kx.scale * truth.direct_beam_centre[0], abs=0.5 * kx.scale
     )
-    assert processed.metadata.Signal.nanoml_preprocessing.binning == 1
+    assert processed.metadata.Processing.preprocess_sped.binning == 1
     assert s.data.dtype == np.uint16  # the input is untouched
     # a given radius is in input pixels, divided by the binning
     _, mask2, info2 = preprocess_sped(s, beam_radius=8.0, binning=2)
@@ -238,47 +238,3 @@ def test_float32_blocks_stay_small(lazy):
     g = as_float32(s, block_bytes=row_bytes * 2)
     assert set(g.data.chunks[0]) == {2}
     assert as_float32(s).data.chunks == s.data.chunks  # small chunks are kept
-
-
-@pytest.mark.parametrize("exclude_vacuum", [True, False])
-def test_nmf_statistics_in_the_same_pass(eager, lazy, exclude_vacuum):
-    """Column sums over the fitted patterns and the choice's row sample, no extra pass."""
-    for s in (eager[0], lazy[0]):
-        processed, mask, info = preprocess_sped(
-            s, exclude_vacuum=exclude_vacuum, nmf_statistics=True
-        )
-        assert info["passes_over_data"] == 1
-        rows = np.asarray(processed.data).reshape(24 * 24, 64 * 64)
-        used = rows
-        if exclude_vacuum:
-            assert info["vacuum_patterns"] > 0
-            used = rows[~info["vacuum_mask"].ravel()]
-        np.testing.assert_allclose(
-            info["column_sums"], used.sum(axis=0, dtype=np.float64), rtol=1e-12
-        )
-        sample, stride = info["row_sample"]
-        assert stride == 1  # 9 MB of patterns: all of them
-        np.testing.assert_array_equal(sample, rows)
-        meta = processed.metadata.Signal.nanoml_preprocessing.as_dictionary()
-        assert "column_sums" not in meta and "row_sample" not in meta
-    # the strata: sums per bin of the outer intensity, and a sample of every 5th row
-    from hyperspy_nanoml.diffraction import preprocess as pp
-
-    data = lazy[0].data.astype(np.float32)
-    keys, strata, sample = pp._strata_pass_parts(data, 64 / 6.0, 5)
-    import dask
-
-    keys, strata, sample = dask.compute(keys, strata, sample)
-    keys, sample = np.concatenate(keys), np.concatenate(sample)
-    rows = np.asarray(data).reshape(576, -1)
-    np.testing.assert_array_equal(sample, rows[::5])
-    np.testing.assert_allclose(pp._merge_all(strata), rows.sum(axis=0), rtol=1e-12)
-    # a bin with vacuum and non-vacuum patterns: no column sums (the NMF computes them)
-    mixed = np.zeros(576, dtype=bool)
-    mixed[np.flatnonzero(keys == keys.max())[0]] = True
-    if (keys == keys.max()).sum() > 1:
-        assert pp._column_sums_without(keys, strata, mixed) is None
-    none = np.zeros(576, dtype=bool)
-    np.testing.assert_allclose(
-        pp._column_sums_without(keys, strata, none), rows.sum(axis=0), rtol=1e-12
-    )

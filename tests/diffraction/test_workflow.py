@@ -133,8 +133,8 @@ class _CountingArray:
 
 
 def test_lazy_nmf_reads_only_for_its_own_passes(phases):
-    """Lazy: the Poisson column sums and the choice sample come from the preprocessing
-    pass; same result as nmf_decomposition computing them itself, one read less."""
+    """Lazy: the Poisson scaling and the component choice ride on the NMF's own passes;
+    the same result as nmf_decomposition after preprocess_sped, with the same reads."""
     import dask.array as da
     import hyperspy.api as hs
 
@@ -149,12 +149,11 @@ def test_lazy_nmf_reads_only_for_its_own_passes(phases):
     out = sped_phase_map(lazy, random_state=0)
     record = out.metadata.Processing.sped_phase_map
     nmf_record = out.metadata.Processing.nmf_decomposition
-    assert nmf_record.column_sums_given and nmf_record.choice_sample_given
     nmf_passes = out.learning_results.nmf_info["passes"]
     assert nmf_record.passes_over_data == nmf_passes  # nothing but the NMF's passes
     assert record.passes_over_data == nmf_passes + 1  # + the preprocessing pass
     assert counting.rows_read == record.passes_over_data * 48
-    # the same as nmf_decomposition computing the sums and the sample itself
+    # the same as the two steps by hand
     counting.rows_read = 0
     processed, beam, info = preprocess_sped(lazy, exclude_vacuum=True)
     processed.nmf_decomposition(
@@ -166,8 +165,8 @@ def test_lazy_nmf_reads_only_for_its_own_passes(phases):
         print_info=False,
     )
     ref = processed.learning_results
-    # preprocessing, and the Poisson sums (which also take the choice's sample)
-    assert counting.rows_read == (nmf_passes + 2) * 48
+    # preprocessing and the NMF's passes, nothing else
+    assert counting.rows_read == (nmf_passes + 1) * 48
     lr = out.learning_results
     np.testing.assert_allclose(lr.factors, ref.factors, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(
@@ -179,3 +178,48 @@ def test_lazy_nmf_reads_only_for_its_own_passes(phases):
     a, b = component_choice_from(lr), component_choice_from(ref)
     assert a.n_components == b.n_components == truth.n_phases
     np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-5)
+
+
+def test_checks_before_computing(phases, tmp_path, monkeypatch):
+    """Missing report folder, n_restarts=0, bad n_components or seed: refused before
+    any work (the preprocessing is never reached)."""
+    from hyperspy_nanoml.diffraction import preprocess
+
+    s, _ = phases
+
+    def fail(*args, **kwargs):
+        raise AssertionError("work started before the arguments were checked")
+
+    monkeypatch.setattr(preprocess, "preprocess_sped", fail)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        sped_phase_map(s, report=tmp_path / "missing" / "report.pdf")
+    with pytest.raises(ValueError, match="n_restarts must be at least 1"):
+        sped_phase_map(s, report=tmp_path / "report.pdf", n_restarts=0)
+    with pytest.raises(ValueError, match="'auto'"):
+        sped_phase_map(s, "three")
+    with pytest.raises(TypeError, match="ambiguous"):
+        sped_phase_map(s, random_state=True)
+
+
+def test_failed_report_keeps_the_result(phases, tmp_path, monkeypatch):
+    from hyperspy_nanoml.report import nmf_report
+
+    s, truth = phases
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(nmf_report, "save_verification_report", disk_full)
+    with pytest.warns(RuntimeWarning, match="No space left"):
+        out = sped_phase_map(
+            s, truth.n_phases, random_state=0, report=tmp_path / "r.pdf", n_restarts=1
+        )
+    assert out.learning_results.factors.shape[1] == truth.n_phases
+    record = out.metadata.Processing.sped_phase_map
+    assert "No space left" in record.report_error and "report" not in record
+    assert record.random_state == 0
+    # the seed recorded repeats the run
+    again = sped_phase_map(s, truth.n_phases, random_state=record.random_state)
+    np.testing.assert_array_equal(
+        again.learning_results.factors, out.learning_results.factors
+    )

@@ -211,6 +211,21 @@ def test_save_and_load_round_trip(four_regions, tmp_path):
     assert back.segmentation().shape == (15, 15)
 
 
+def test_reloaded_result_reports_with_the_image(four_regions, tmp_path):
+    """The report reads the image preview saved in the metadata, not an attribute."""
+    image, _, result = four_regions
+    path = tmp_path / "result.hspy"
+    result.save(path)
+    back = hs.load(path)
+    preview = np.asarray(back.metadata.Processing.local_fft_features.image_preview)
+    data = np.asarray(image)
+    f = back.metadata.Processing.local_fft_features.image_preview_factor
+    assert preview.shape == (data.shape[0] // f, data.shape[1] // f)
+    np.testing.assert_allclose(preview.mean(), data.mean(), rtol=1e-4)
+    pdf = back.save_report(tmp_path / "reloaded.pdf")
+    assert pdf.read_bytes()[:4] == b"%PDF"
+
+
 def test_navigation_stack_refused():
     stack = hs.signals.Signal2D(np.ones((2, 256, 256), np.float32))
     with pytest.raises(ValueError, match=r"stack of images.*inav\[0\]"):

@@ -8,11 +8,9 @@ from conftest import matched_similarity
 from test_nmf import CountingArray
 
 import hyperspy_nanoml
-from hyperspy_nanoml.learn.decomposition import (
-    _unfold_data,
-    component_choice_from,
-    nmf_decomposition,
-)
+from hyperspy_nanoml.learn.decomposition import component_choice_from, nmf_decomposition
+from hyperspy_nanoml.learn.nmf import nmf
+from hyperspy_nanoml.learn.signal_matrix import unfold_data
 
 
 @pytest.fixture
@@ -93,7 +91,7 @@ def test_lazy_equals_eager_and_stays_lazy(signal):
 def test_lazy_graph_is_small():
     data = da.zeros((64, 64, 16, 16), chunks=(4, 4, 16, 16), dtype=np.uint16)
     s = hs.signals.Signal2D(data).as_lazy()
-    X, nav_shape, sig_shape = _unfold_data(s)
+    X, nav_shape, sig_shape = unfold_data(s)
     assert X.shape == (64 * 64, 256)
     assert X.numblocks == (1, 1)  # 4 MiB of float32 fits in one 64 MiB block
     assert len(X.__dask_graph__()) < 1000  # from 256 chunks: merged, not 10^4 tasks
@@ -264,9 +262,21 @@ def test_save_and_load_results(signal, tmp_path, caplog, ext):
     assert back.get_decomposition_loadings().data.shape == (3, 40, 40)
 
 
-def test_poisson_pass_takes_the_component_choice_sample(signal):
-    """Lazy, auto and Poisson: the choice's row sample comes from the Poisson pass."""
-    from hyperspy_nanoml.learn.decomposition import _poisson_scale
+def _keenan_kotula(X, column_mask=None):
+    """The scaled matrix ``X / sqrt(a ⊗ b)`` formed directly (float64 sums)."""
+    X = np.array(X, dtype=np.float32)
+    if column_mask is not None:
+        X[:, column_mask] = 0
+    a = X.sum(axis=1, dtype=np.float64)
+    b = X.sum(axis=0, dtype=np.float64)
+    ia = (1 / np.sqrt(np.where(a > 0, a, 1))).astype(np.float32)
+    ib = (1 / np.sqrt(np.where(b > 0, b, 1))).astype(np.float32)
+    return X * ia[:, None] * ib[None, :], ia, ib
+
+
+def test_poisson_and_choice_ride_on_the_engine_passes(signal):
+    """Lazy, auto and Poisson: no pass but the engine's own; the same evidence as the
+    choice reading the scaled data itself."""
     from hyperspy_nanoml.learn.n_components import choose_n_components
 
     counting = CountingArray(signal.data)
@@ -277,26 +287,26 @@ def test_poisson_pass_takes_the_component_choice_sample(signal):
         "auto", normalize_poissonian_noise=True, random_state=0, print_info=False
     )
     record = lazy.metadata.Processing.nmf_decomposition
-    # every read counted: the engine's passes plus one for scaling and sample together
-    assert record.passes_over_data == res.passes + 1
+    # every read counted: nothing but the engine's passes
+    assert record.passes_over_data == res.passes <= 4
     assert counting.rows_read == record.passes_over_data * 40
-    # the same evidence as the choice reading the scaled lazy data itself
-    Xs = _poisson_scale(_unfold_data(signal.as_lazy())[0], True)[0]
+    Xs = _keenan_kotula(signal.data.reshape(1600, -1))[0]
     ref = choose_n_components(Xs, random_state=0)
     choice = component_choice_from(lazy.learning_results)
     assert choice.n_components == ref.n_components == 3
-    np.testing.assert_array_equal(choice.eigenvalues, ref.eigenvalues)
+    np.testing.assert_allclose(choice.eigenvalues, ref.eigenvalues, rtol=1e-4)
     assert choice.notes == ref.notes
-    # without Poisson scaling the choice reads the data once itself, and says so
+    # without Poisson scaling the choice reads nothing either
     counting.rows_read = 0
     res = lazy.nmf_decomposition("auto", random_state=0, print_info=False)
     record = lazy.metadata.Processing.nmf_decomposition
-    assert record.passes_over_data == res.passes + 1
+    assert record.passes_over_data == res.passes
     assert counting.rows_read == record.passes_over_data * 40
 
 
-def test_given_column_sums_skip_the_poisson_pass(signal):
-    """Column sums given: the same result as computing them, one pass less."""
+def test_poisson_scaling_inside_the_engine_is_keenan_kotula(signal):
+    """With masks, eager and lazy: the factors are those of an NMF of the explicitly
+    scaled data, un-scaled; no pass but the NMF's own."""
     nav_mask = np.zeros((40, 40), dtype=bool)
     nav_mask[10:20, 5:8] = True  # navigation_shape order
     sig_mask = np.zeros((32, 32), dtype=bool)
@@ -308,67 +318,33 @@ def test_given_column_sums_skip_the_poisson_pass(signal):
         random_state=0,
         print_info=False,
     )
-    rows = signal.data.reshape(1600, 1024)
-    used = rows[~nav_mask.T.ravel()]
-    sums = used.sum(axis=0, dtype=np.float64)  # over the positions fitted
+    rows = signal.data.reshape(1600, 1024)[~nav_mask.T.ravel()]
+    Xs, ia, ib = _keenan_kotula(rows, sig_mask.ravel())
+    ref = nmf(Xs, 3, random_state=0)
+    H_ref = ref.H / ib[None, :]
+    W_ref = ref.W / ia[:, None]
+    keep = ~sig_mask.ravel()
     for make_lazy in (False, True):
         counting = CountingArray(signal.data)
         s = hs.signals.Signal2D(
             da.from_array(counting, chunks=(8, 40, 32, 32), asarray=False)
-        )
-        s = s.as_lazy() if make_lazy else hs.signals.Signal2D(signal.data.copy())
-        ref = s.deepcopy() if not make_lazy else s
-        res_ref = ref.nmf_decomposition(3, **kw)
-        a = ref.learning_results
-        fa, la, ra = a.factors.copy(), a.loadings.copy(), a.explained_variance_ratio
-        passes_ref = ref.metadata.Processing.nmf_decomposition.passes_over_data
-        counting.rows_read = 0
-        res = s.nmf_decomposition(3, column_sums=sums, **kw)
-        b = s.learning_results
-        np.testing.assert_allclose(b.factors, fa, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(b.loadings, la, rtol=1e-5, atol=1e-5 * np.nanmax(la))
-        np.testing.assert_allclose(b.explained_variance_ratio, ra, rtol=1e-5)
+        ).as_lazy()
+        if not make_lazy:
+            s = hs.signals.Signal2D(signal.data.copy())
+        res = s.nmf_decomposition(3, **kw)
+        lr = s.learning_results
+        sims, idx = matched_similarity(H_ref[:, keep], lr.factors[keep].T)
+        assert sims.min() > 0.99999, sims
+        loadings = lr.loadings[~nav_mask.T.ravel()]
+        assert matched_similarity(W_ref.T, loadings.T)[0].min() > 0.99999
+        assert res.reconstruction_error == pytest.approx(ref.reconstruction_error, rel=1e-4)
         record = s.metadata.Processing.nmf_decomposition
-        assert record.column_sums_given
+        assert record.passes_over_data == res.passes
         if make_lazy:
-            assert passes_ref == res_ref.passes + 1
-            assert record.passes_over_data == res.passes == passes_ref - 1
-            assert counting.rows_read == record.passes_over_data * 40
-    with pytest.raises(ValueError, match="column_sums"):
-        signal.nmf_decomposition(3, column_sums=sums[:10], **kw)
-
-
-def test_given_choice_sample_skips_the_choice_pass(signal):
-    """A raw row sample given: the choice reads nothing, and agrees with its own pass."""
-    counting = CountingArray(signal.data)
-    lazy = hs.signals.Signal2D(
-        da.from_array(counting, chunks=(8, 40, 32, 32), asarray=False)
-    ).as_lazy()
-    nav_mask = np.zeros((40, 40), dtype=bool)
-    nav_mask[:, :4] = True
-    rows = signal.data.reshape(1600, 1024)
-    sums = rows[~nav_mask.T.ravel()].sum(axis=0, dtype=np.float64)
-    kw = dict(
-        normalize_poissonian_noise=True,
-        navigation_mask=nav_mask,
-        random_state=0,
-        print_info=False,
-    )
-    lazy.nmf_decomposition("auto", **kw)
-    ref = component_choice_from(lazy.learning_results)
-    counting.rows_read = 0
-    res = lazy.nmf_decomposition(
-        "auto", column_sums=sums, choice_sample=(rows[::1], 1), **kw
-    )
-    choice = component_choice_from(lazy.learning_results)
-    assert choice.n_components == ref.n_components == 3
-    np.testing.assert_allclose(choice.eigenvalues, ref.eigenvalues, rtol=1e-4)
-    record = lazy.metadata.Processing.nmf_decomposition
-    assert record.passes_over_data == res.passes  # nothing but the NMF's own passes
-    assert counting.rows_read == res.passes * 40
-    # a sample of every 3rd position: the masked ones are dropped from it
-    lazy.nmf_decomposition("auto", column_sums=sums, choice_sample=(rows[::3], 3), **kw)
-    choice = component_choice_from(lazy.learning_results)
-    assert choice.n_components == 3 and "one sample in 3" in choice.reason
-    with pytest.raises(ValueError, match="choice_sample"):
-        lazy.nmf_decomposition("auto", choice_sample=(rows[::2], 3), **kw)
+            assert res.passes <= 4
+            assert counting.rows_read == res.passes * 40
+        # explained variance ratio in the data's own units
+        total = float(np.sum(rows[:, keep].astype(np.float64) ** 2))
+        W, H = lr.loadings[~nav_mask.T.ravel()], lr.factors[keep].T
+        energy = np.sum(W.astype(float) ** 2, axis=0) * np.sum(H.astype(float) ** 2, axis=1)
+        np.testing.assert_allclose(lr.explained_variance_ratio, energy / total, rtol=1e-4)

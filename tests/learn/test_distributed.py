@@ -5,6 +5,7 @@ import dask.array as da
 import hyperspy.api as hs
 import numpy as np
 import pytest
+from test_nmf import CountingArray
 
 from hyperspy_nanoml.learn.nmf import nmf
 from hyperspy_nanoml.learn.verification import residual_norms
@@ -73,3 +74,40 @@ def test_distributed_worker_processes(spot_matrix):
     ):
         dist = nmf(Xd, 3, random_state=0)
     np.testing.assert_allclose(dist.H, threaded.H, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_poisson_distributed_equals_threaded_and_eager(client, spot_matrix):
+    """Keenan-Kotula scaling inside the engine: the same factors and the same number of
+    passes on numpy, dask threads and dask.distributed (no extra pass anywhere)."""
+    X = spot_matrix[0]
+    counting = CountingArray(X)
+    Xd = da.from_array(counting, chunks=(400, -1), asarray=False)
+    eager = nmf(X, 3, normalize_poissonian_noise=True, random_state=0)
+    with dask.config.set(scheduler="threads"):
+        threaded = nmf(Xd, 3, normalize_poissonian_noise=True, random_state=0)
+    assert counting.rows_read == threaded.passes * X.shape[0]
+    with client.as_current():
+        dist = nmf(Xd, 3, normalize_poissonian_noise=True, random_state=0)
+        auto = nmf(Xd, "auto", normalize_poissonian_noise=True, random_state=0)
+    assert eager.passes == threaded.passes == dist.passes == auto.passes == 4
+    assert auto.n_components == 3 and auto.component_choice.n_components == 3
+    np.testing.assert_allclose(dist.H, threaded.H, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(dist.W, threaded.W, rtol=1e-5, atol=1e-6 * threaded.W.max())
+    np.testing.assert_allclose(dist.row_scale, eager.row_scale, rtol=1e-6)
+    np.testing.assert_allclose(dist.column_scale, eager.column_scale, rtol=1e-6)
+    # one in-memory block against 4 chunks: sums in another order, same optimum
+    np.testing.assert_allclose(dist.H, eager.H, rtol=0, atol=5e-4)
+    assert dist.reconstruction_error == pytest.approx(eager.reconstruction_error, rel=1e-5)
+    # the factors are those of an NMF of the explicitly scaled data, un-scaled
+    a = X.sum(axis=1, dtype=np.float64)
+    b = X.sum(axis=0, dtype=np.float64)
+    a, b = np.where(a > 0, a, 1), np.where(b > 0, b, 1)
+    Xs = X / np.sqrt(np.outer(a, b))
+    ref = nmf(Xs, 3, random_state=0)
+    H = ref.H * np.sqrt(b)[None, :].astype(np.float32)
+    H /= H.max(axis=1, keepdims=True)
+    sims = [
+        max(float(h @ g / np.linalg.norm(h) / np.linalg.norm(g)) for g in H) for h in dist.H
+    ]
+    assert min(sims) > 0.99999

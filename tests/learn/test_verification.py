@@ -9,9 +9,9 @@ from hyperspy_nanoml.learn.verification import (
     explained_variance,
     match_components,
     residual_norms,
-    save_verification_report,
     verify_nmf,
 )
+from hyperspy_nanoml.report.nmf_report import save_verification_report
 
 
 @pytest.fixture
