@@ -63,3 +63,26 @@ def test_attach_never_replaces_an_existing_attribute(monkeypatch):
 def test_public_names_resolve():
     for name in hyperspy_nanoml.__all__:
         assert getattr(hyperspy_nanoml, name) is not None
+
+
+def test_owners_imported_later_get_their_methods_without_slowing_the_import():
+    """exspy and pyxem are not imported by us; their classes get the methods when the
+    user's code imports them (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, hyperspy_nanoml\n"
+        "assert 'exspy' not in sys.modules and 'pyxem' not in sys.modules\n"
+        "from exspy.signals import EDSSEMSpectrum\n"
+        "from pyxem.signals import LazyDiffraction2D\n"
+        "from hyperspy_nanoml.eds.quantify import quantify\n"
+        "assert EDSSEMSpectrum.quantify.__wrapped__ is quantify\n"
+        "assert callable(LazyDiffraction2D.sped_phase_map)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("ok")
