@@ -312,6 +312,8 @@ def quantify(
     fwhm_mn_ka: float | None = None,
     iterations: int = 2,
     fit_kwargs: Mapping | None = None,
+    coating=None,
+    standard_coating=None,
 ) -> Quantification:
     """Composition of a bulk specimen from one SEM-EDS spectrum (XPP matrix correction).
 
@@ -343,6 +345,12 @@ def quantify(
         (specimen absorption changes the ratios of the lines of an L or M family).
     fit_kwargs : dict, optional
         Passed to :func:`~hyperspy_nanoml.eds.lines.fit_lines` (``roi_width``, ...).
+    coating : hyperspy_nanoml.eds.xpp.Coating, optional
+        Conductive layer on the specimen (``Coating(20.0)``: 20 nm of carbon at
+        1.9 g/cm^3): absorption of the emitted X-rays and the beam's energy loss in it.
+    standard_coating : Coating or dict element -> Coating, optional
+        Layer(s) on the standards. Default: none on either; a layer of the same thickness
+        on specimen and standards cancels to first order.
 
     Returns
     -------
@@ -386,6 +394,7 @@ def quantify(
             '(spectrum, "MgO") / (spectrum, {"Mg": 0.603, "O": 0.397})'
         )
     elements = _elements(spectrum, elements, standards)
+    coatings = _check_coatings(coating, standard_coating, standards, elements)
     e0 = acquisition.beam_energy(spectrum, beam_energy)
     toa = acquisition.takeoff_angle(spectrum, takeoff_angle)
     requested = _requested_lines(lines, elements, e0)
@@ -481,7 +490,9 @@ def quantify(
             if it == n_iter - 1:
                 break
             # line ratios of the current estimate (specimen absorption) for the next fit
-            est = _composition(k, used, elements, e0, toa, None, normalise=True)[0]
+            est = _composition(
+                k, used, elements, e0, toa, None, normalise=True, coatings=coatings
+            )[0]
             weights = line_intensities(
                 {el: max(v, 1e-6) for el, v in est.items()}, e0, toa, det, 1.0
             )
@@ -489,7 +500,14 @@ def quantify(
 
     # ---- composition and its uncertainty
     comp, negative = _composition(
-        k, used, elements, e0, toa, None if not stds else comp_std, mode == "standardless"
+        k,
+        used,
+        elements,
+        e0,
+        toa,
+        None if not stds else comp_std,
+        mode == "standardless",
+        coatings=coatings,
     )
     unc = _propagate(
         k,
@@ -501,6 +519,7 @@ def quantify(
         comp_std if stds else None,
         comp,
         mode == "standardless",
+        coatings=coatings,
     )
     total = sum(comp.values())
     norm = {el: c / total for el, c in comp.items()} if total > 0 else dict(comp)
@@ -529,6 +548,12 @@ def quantify(
         "detector_fwhm_mn_ka_eV": float(det.fwhm_mn_ka),
         "line_fit": fit.metadata,
         "iterations": int(iterations) if mode == "standardless" else 1,
+        "coating": _coating_record(coatings[0]),
+        "standard_coating": (
+            {el: _coating_record(c) for el, c in coatings[1].items()}
+            if isinstance(coatings[1], Mapping)
+            else _coating_record(coatings[1])
+        ),
     }
     all_k = {n: float(v) for n, v in k.items()}
     all_sk = {n: float(v) for n, v in sk.items()}
@@ -642,7 +667,44 @@ def _k_covariance(fit, names, scale, extra):
     return {"keys": keys, "matrix": cov}
 
 
-def _composition(k, used, elements, e0, toa, standards, normalise):
+def _check_coatings(coating, standard_coating, standards, elements):
+    """Validate the coating arguments up front: (Coating | None, Coating | dict | None)."""
+    from hyperspy_nanoml.eds.xpp import Coating
+
+    def one(c, name):
+        if c is not None and not isinstance(c, Coating):
+            raise ValueError(
+                f"{name} must be hyperspy_nanoml.eds.xpp.Coating (e.g. Coating(20.0) for "
+                f"20 nm of carbon) or None, got {c!r}"
+            )
+        return c
+
+    one(coating, "coating")
+    if isinstance(standard_coating, Mapping):
+        if not standards:
+            raise ValueError("standard_coating is given but there are no standards")
+        sc = {
+            xray_data.element_symbol(el): one(c, f"standard_coating[{el!r}]")
+            for el, c in standard_coating.items()
+        }
+        extra = [el for el in sc if el not in elements]
+        if extra:
+            raise ValueError(
+                f"standard_coating is given for {', '.join(extra)}, which are not among "
+                f"the elements {elements}"
+            )
+    else:
+        sc = one(standard_coating, "standard_coating")
+    return coating, sc
+
+
+def _coating_record(c):
+    if c is None:
+        return None
+    return {"material": c.material, "thickness_nm": c.thickness_nm, "density": c.density}
+
+
+def _composition(k, used, elements, e0, toa, standards, normalise, coatings=(None, None)):
     """Mass fractions (dict) from the analytical k-ratios; negative k -> element absent."""
     from hyperspy_nanoml.eds.xpp import composition_from_k_ratios
 
@@ -665,6 +727,12 @@ def _composition(k, used, elements, e0, toa, standards, normalise):
         e0,
         toa,
         None if standards is None else {el: standards[el] for el in present},
+        coating=coatings[0],
+        standard_coating=(
+            {el: coatings[1].get(el) for el in present}
+            if isinstance(coatings[1], Mapping)
+            else coatings[1]
+        ),
     )
     out = {el: float(comp.get(el, 0.0)) for el in elements}
     if normalise:
@@ -673,7 +741,9 @@ def _composition(k, used, elements, e0, toa, standards, normalise):
     return out, negative
 
 
-def _propagate(k, cov_k, used, elements, e0, toa, standards, comp, normalise):
+def _propagate(
+    k, cov_k, used, elements, e0, toa, standards, comp, normalise, coatings=(None, None)
+):
     """1-sigma mass fractions: Jacobian of the matrix correction by finite differences."""
     keys = cov_k["keys"]
     cov = cov_k["matrix"]
@@ -689,7 +759,9 @@ def _propagate(k, cov_k, used, elements, e0, toa, standards, comp, normalise):
         h = 1e-3 * k[name]
         kp = dict(k)
         kp[name] = k[name] + h
-        cp, _ = _composition(kp, used, elements, e0, toa, standards, normalise)
+        cp, _ = _composition(
+            kp, used, elements, e0, toa, standards, normalise, coatings=coatings
+        )
         J[:, j] = (np.array([cp[e] for e in elements]) - base) / h
     idx = [pos[n] for n in analytic]
     C = cov[np.ix_(idx, idx)]

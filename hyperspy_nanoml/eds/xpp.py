@@ -39,6 +39,7 @@ import numpy as np
 from hyperspy_nanoml.eds import xray_data as xd
 
 __all__ = [
+    "Coating",
     "XPPIntensity",
     "ConvergenceError",
     "k_ratio",
@@ -82,6 +83,121 @@ class XPPIntensity:
     generated: float
     emitted: float
     fluorescence: float
+
+
+@dataclass(frozen=True)
+class Coating:
+    """A conductive surface layer (e.g. evaporated carbon) on a specimen or standard.
+
+    The correction is the usual thin-layer one (e.g. Kerrigan, Pouchou & Pichoir 1991
+    p. 52; NeXLMatrixCorrection.jl's ``Coating`` with the beam energy lowered by the
+    loss in the film): the beam crosses the layer at normal incidence and enters the
+    substrate with ``E0 - dE``, dE = rho t S(E) with S the PAP deceleration law of the
+    layer material (PAP eqn 5, the same law as the XPP model; for carbon at 20 keV it
+    gives 11.7 MeV cm^2/g, ESTAR's collision stopping power is 11.6), evaluated at the
+    mid-film energy; the emitted X-rays are attenuated by
+    exp(-(mu/rho)(E_line) rho t / sin(takeoff)). X-rays generated in the layer itself
+    and the change of the substrate's backscatter are neglected (both are second order
+    for layers of a few tens of nm).
+
+    Parameters
+    ----------
+    thickness_nm : float
+        Layer thickness in nm (>= 0).
+    material : str or dict
+        Formula or mass fractions of the layer, default ``"C"``.
+    density : float, optional
+        g/cm^3; default 1.9 for carbon (evaporated carbon; NeXLSpectrum's choice), required
+        for other materials.
+
+    Example
+    -------
+    >>> c = Coating(20.0)              # 20 nm of carbon at 1.9 g/cm^3
+    >>> round(c.mass_thickness * 1e6, 2)  # ug/cm^2
+    3.8
+    """
+
+    thickness_nm: float
+    material: str | Mapping = "C"
+    density: float | None = None
+
+    def __post_init__(self):
+        t = float(self.thickness_nm)
+        if not math.isfinite(t) or t < 0:
+            raise ValueError(
+                f"coating thickness_nm must be finite and >= 0 (nm), got {self.thickness_nm!r}"
+            )
+        comp = xd.check_composition(self.material, name="coating material")
+        rho = self.density
+        if rho is None:
+            if set(comp) != {"C"}:
+                raise ValueError(
+                    f"give the density (g/cm^3) of the coating {self.material!r}; only "
+                    "carbon has a default (1.9 g/cm^3)"
+                )
+            rho = 1.9
+        rho = float(rho)
+        if not math.isfinite(rho) or rho <= 0 or rho > 25:
+            raise ValueError(f"coating density must be in (0, 25] g/cm^3, got {rho!r}")
+        object.__setattr__(self, "thickness_nm", t)
+        object.__setattr__(self, "density", rho)
+
+    @property
+    def composition(self) -> dict:
+        """Normalised mass fractions of the layer."""
+        return _normalised(xd.check_composition(self.material, name="coating material"))
+
+    @property
+    def mass_thickness(self) -> float:
+        """rho t in g/cm^2."""
+        return self.density * self.thickness_nm * 1.0e-7
+
+    def energy_loss(self, beam_energy) -> np.ndarray:
+        """Energy lost by the beam crossing the layer at normal incidence (keV)."""
+        e0 = np.asarray(beam_energy, dtype=float)
+        rt = self.mass_thickness
+        if rt == 0:
+            return np.zeros_like(e0)
+        s0 = _stopping_power(self.composition, e0)
+        mid = np.maximum(e0 - 0.5 * rt * s0, 0.05 * e0)
+        # a layer thick enough to stop the beam loses all of it (no X-rays below)
+        return np.minimum(rt * _stopping_power(self.composition, mid), e0)
+
+    def transmission(self, energy_keV, takeoff_angle_rad, mac_table=DEFAULT_MAC_TABLE):
+        """Fraction of X-rays of ``energy_keV`` leaving through the layer."""
+        e = np.asarray(energy_keV, dtype=float)
+        if self.mass_thickness == 0:
+            return np.ones_like(e)
+        comp = self.composition
+        mu = sum(w * xd.mass_absorption(el, e, table=mac_table) for el, w in comp.items())
+        return np.exp(-mu * self.mass_thickness / np.sin(takeoff_angle_rad))
+
+
+def _stopping_power(comp: dict, energy) -> np.ndarray:
+    """PAP deceleration law -dE/d(rho s) in keV cm^2/g (PAP eqns 5-8) of a material."""
+    e = np.asarray(energy, dtype=float)
+    w = np.array(list(comp.values()))
+    z = np.array([xd.atomic_number(el) for el in comp], dtype=float)
+    a = np.array([xd.atomic_weight(el) for el in comp], dtype=float)
+    za = w * z / a
+    big_m = za.sum()
+    j = math.exp(float((za * np.log(_mean_ionization_potential(z))).sum() / big_m))
+    v = e / j
+    f = (
+        6.6e-6 * v**0.78
+        + 1.12e-5 * (1.35 - 0.45 * j**2) * v**0.1
+        + 2.2e-6 / j * v ** (-0.5 + 0.25 * j)
+    )
+    return big_m / j / f
+
+
+def _check_coating(value, name: str):
+    if value is None or isinstance(value, Coating):
+        return value
+    raise ValueError(
+        f"{name} must be a Coating (e.g. Coating(20.0) for 20 nm of carbon) or None, "
+        f"got {value!r}"
+    )
 
 
 # ============================================================================ XPP kernel
@@ -481,12 +597,26 @@ def _standard_for(element: str, standards) -> dict:
 # ============================================================================ public API
 
 
-def _k_ratio_table(lines, compositions, e0, toa, standards, fluorescence, mac_table):
-    """k-ratios of n rows; e0/toa already checked arrays of shape (n,) or scalars."""
+def _k_ratio_table(
+    lines,
+    compositions,
+    e0,
+    toa,
+    standards,
+    fluorescence,
+    mac_table,
+    coatings=None,
+    standard_coatings=None,
+):
+    """k-ratios of n rows; e0/toa already checked arrays of shape (n,) or scalars;
+    coatings / standard_coatings: None or one Coating (or None) per row."""
     n = len(lines)
     e0 = np.broadcast_to(e0, (n,)).astype(float)
     toa = np.broadcast_to(toa, (n,)).astype(float)
+    coatings = [None] * n if coatings is None else coatings
+    standard_coatings = [None] * n if standard_coatings is None else standard_coatings
     c_comp, c_el, c_e, c_sh, c_e0, c_toa, c_row, c_w, c_std = ([] for _ in range(9))
+    c_tr = []
     conc = np.zeros(n)
     conc_std = np.zeros(n)
     for i in range(n):  # assemble the line cases (bookkeeping only; numerics below)
@@ -508,22 +638,43 @@ def _k_ratio_table(lines, compositions, e0, toa, standards, fluorescence, mac_ta
         conc[i] = comp[el]
         conc_std[i] = std[el]
         unk_n, std_n = _normalised(comp), _normalised(std)
+        sides = []
+        for is_std, cmp, coat in (
+            (False, unk_n, coatings[i]),
+            (True, std_n, standard_coatings[i]),
+        ):
+            e_in = float(e0[i])
+            if coat is not None:  # the beam enters the substrate with E0 - dE
+                e_in -= float(coat.energy_loss(e_in))
+            sides.append((is_std, cmp, coat, e_in))
         for _, energy, weight, shell in _resolve_lines(el, spec, float(e0[i])):
-            for is_std, cmp in ((False, unk_n), (True, std_n)):
+            for is_std, cmp, coat, e_in in sides:
+                edge = xd.edge_energy(el, shell)
+                if e_in <= edge * 1.01:
+                    raise ValueError(
+                        f"row {i}: the beam loses {float(e0[i]) - e_in:.3g} keV in the "
+                        f"{'standard' if is_std else 'specimen'} coating and no longer "
+                        f"excites {el} {shell} ({edge:.3f} keV): check the coating thickness"
+                    )
                 c_comp.append(cmp)
                 c_el.append(el)
                 c_e.append(energy)
                 c_sh.append(shell)
-                c_e0.append(e0[i])
+                c_e0.append(e_in)
                 c_toa.append(math.radians(toa[i]))
                 c_row.append(i)
                 c_w.append(weight)
                 c_std.append(is_std)
+                c_tr.append(
+                    1.0
+                    if coat is None
+                    else float(coat.transmission(energy, math.radians(toa[i]), mac_table))
+                )
     cases = _Cases(
         c_comp, c_el, np.asarray(c_e), c_sh, np.asarray(c_e0), np.asarray(c_toa), mac_table
     )
     _, emitted, fl = _evaluate(cases, fluorescence)
-    inten = np.asarray(c_w) * emitted * fl
+    inten = np.asarray(c_w) * emitted * fl * np.asarray(c_tr)
     is_std = np.asarray(c_std)
     rows = np.asarray(c_row)
     num = np.zeros(n)
@@ -542,6 +693,8 @@ def k_ratios(
     standards: Sequence | None = None,
     fluorescence: bool = True,
     mac_table: str = DEFAULT_MAC_TABLE,
+    coating: Coating | Sequence | None = None,
+    standard_coating: Coating | Sequence | None = None,
 ) -> np.ndarray:
     """Vectorised XPP k-ratios for a table of (line, composition, E0, take-off angle).
 
@@ -565,6 +718,9 @@ def k_ratios(
     mac_table : str
         Mass absorption coefficients (see
         :func:`~hyperspy_nanoml.eds.xray_data.mass_absorption`); default ``"pap1991"``.
+    coating, standard_coating : Coating or sequence of (Coating or None), optional
+        Surface layer on the specimen / on the standard (one for all rows, or one per
+        row); ``None``: uncoated. See :class:`Coating`.
 
     Returns
     -------
@@ -590,11 +746,33 @@ def k_ratios(
     for name, arr in (("beam_energy", e0), ("takeoff_angle", toa)):
         if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n):
             raise ValueError(f"{name} must be a scalar or have one value per row ({n})")
+    coats = [
+        _per_row(c, n, name)
+        for c, name in ((coating, "coating"), (standard_coating, "standard_coating"))
+    ]
     if n == 0:
         return np.zeros(0)
     return _k_ratio_table(
-        lines, compositions, e0, toa, standards, fluorescence, _check_mac_table(mac_table)
+        lines,
+        compositions,
+        e0,
+        toa,
+        standards,
+        fluorescence,
+        _check_mac_table(mac_table),
+        *coats,
     )
+
+
+def _per_row(value, n: int, name: str):
+    """A Coating / None for all rows, or a sequence of them with one per row."""
+    if value is None or isinstance(value, Coating):
+        return [value] * n
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != n:
+            raise ValueError(f"{name} must have one entry per row ({n}), got {len(value)}")
+        return [_check_coating(v, name) for v in value]
+    return [_check_coating(value, name)]
 
 
 def k_ratio(
@@ -607,6 +785,8 @@ def k_ratio(
     standard: Mapping[str, float] | str | None = None,
     fluorescence: bool = True,
     mac_table: str = DEFAULT_MAC_TABLE,
+    coating: Coating | None = None,
+    standard_coating: Coating | None = None,
 ) -> float:
     """XPP k-ratio of an element's line (or family) in a specimen against a standard.
 
@@ -630,12 +810,14 @@ def k_ratio(
         Include Reed characteristic fluorescence (default True).
     mac_table : str
         Mass absorption coefficients, default ``"pap1991"``.
+    coating, standard_coating : Coating, optional
+        Surface layer (e.g. ``Coating(20.0)``, 20 nm carbon) on the specimen / standard.
 
     Returns
     -------
     float
-        k = C I(specimen)/(C_std I(standard)), I = F(chi) (1 + I_f/I_p), summed over the
-        family's lines with their weights.
+        k = C I(specimen)/(C_std I(standard)), I = F(chi) (1 + I_f/I_p) T_coating, summed
+        over the family's lines with their weights.
 
     Raises
     ------
@@ -665,6 +847,8 @@ def k_ratio(
             standards=[standard],
             fluorescence=fluorescence,
             mac_table=mac_table,
+            coating=_check_coating(coating, "coating"),
+            standard_coating=_check_coating(standard_coating, "standard_coating"),
         )[0]
     )
 
@@ -804,6 +988,8 @@ def composition_from_k_ratios(
     mac_table: str = DEFAULT_MAC_TABLE,
     tolerance: float = 1.0e-6,
     max_iterations: int = 100,
+    coating: Coating | None = None,
+    standard_coating: Coating | Mapping | None = None,
 ) -> dict[str, float]:
     """Mass fractions from measured k-ratios by iterating the XPP correction.
 
@@ -830,6 +1016,11 @@ def composition_from_k_ratios(
     tolerance : float
         Convergence criterion on the mass fractions.
     max_iterations : int
+    coating : Coating, optional
+        Surface layer on the specimen (e.g. ``Coating(20.0)``: 20 nm carbon).
+    standard_coating : Coating or dict, optional
+        Surface layer on the standards: one for all, or element -> Coating (or None) for
+        standards coated differently (e.g. insulating SiO2 coated, metals bare).
 
     Returns
     -------
@@ -887,11 +1078,32 @@ def composition_from_k_ratios(
         if el not in els:
             raise ValueError(f"a standard is given for {el}, which has no k-ratio")
     stds = [_standard_for(el, std_map) for el in els]
+    coat_unk = [_check_coating(coating, "coating")] * len(els)
+    if isinstance(standard_coating, Mapping):
+        sc_map = {xd.element_symbol(el): v for el, v in standard_coating.items()}
+        for el in sc_map:
+            if el not in els:
+                raise ValueError(
+                    f"a standard_coating is given for {el}, which has no k-ratio"
+                )
+        coat_std = [_check_coating(sc_map.get(el), f"standard_coating[{el}]") for el in els]
+    else:
+        coat_std = [_check_coating(standard_coating, "standard_coating")] * len(els)
     c = ks * np.array([s[el] for s, el in zip(stds, els)])
     change = np.inf
     for _ in range(max_iterations):
         comp = dict(zip(els, c))
-        kc = _k_ratio_table(keys, [comp] * len(els), e0, toa, stds, fluorescence, mac_table)
+        kc = _k_ratio_table(
+            keys,
+            [comp] * len(els),
+            e0,
+            toa,
+            stds,
+            fluorescence,
+            mac_table,
+            coat_unk,
+            coat_std,
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             c_new = np.where(kc > 0, ks * c / kc, 0.0)
         change = float(np.max(np.abs(c_new - c)))

@@ -277,3 +277,31 @@ def test_spectrum_image_is_refused():
     img, _ = simulate_spectrum_image(np.ones((1, 2, 2)), ["Fe"], beam_energy=15.0)
     with pytest.raises(ValueError, match="one spectrum.*bss_quantify"):
         quantify(img)
+
+
+def test_coating_is_applied_to_the_xpp_inversion_and_recorded(steel):
+    from hyperspy_nanoml.eds.xpp import Coating, composition_from_k_ratios
+
+    unk, truth, stds = steel
+    bare = quantify(unk, stds)
+    layer = Coating(15.0)
+    same = quantify(unk, stds, coating=layer, standard_coating=layer)
+    for el in truth["composition"]:
+        # a layer of the same thickness on both cancels (to the beam-loss difference)
+        assert same.weight_percent[el] == pytest.approx(bare.weight_percent[el], rel=2e-3)
+    coated = quantify(unk, stds, coating=layer, standard_coating={"Fe": None})
+    direct = composition_from_k_ratios(
+        {bare.lines[el]: bare.k_ratios[bare.lines[el]] for el in truth["composition"]},
+        15.0,
+        bare.takeoff_angle,
+        coating=layer,
+    )
+    for el, c in direct.items():
+        assert coated.weight_percent[el] == pytest.approx(100 * c, rel=1e-6)
+        assert coated.weight_percent[el] > bare.weight_percent[el]
+    assert coated.metadata["coating"]["thickness_nm"] == 15.0
+    assert coated.metadata["standard_coating"] == {"Fe": None}
+    with pytest.raises(ValueError, match="Coating"):
+        quantify(unk, stds, coating=15.0)
+    with pytest.raises(ValueError, match="not among the elements"):
+        quantify(unk, stds, standard_coating={"Cu": layer})

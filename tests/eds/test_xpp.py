@@ -336,3 +336,108 @@ def test_kratio_database_loaders(tmp_path):
     assert len(load_heinrich(hei, exclude_items=())) == 5
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_heinrich(tmp_path / "missing.csv")
+
+
+# ---------------------------------------------------------------- coatings
+
+
+def test_quantification_of_k458_matches_nexl():
+    # NeXLMatrixCorrection.jl's test "Quantify K458": DTSA-II k-ratios at 15 keV, XPP with
+    # Chantler MACs -> O 0.3193, Si 0.2308, Zn 0.0307, Ba 0.4192 (their tolerances)
+    bacl = {"Ba": 137.327 / 172.777, "Cl": 35.45 / 172.777}
+    c = xpp.composition_from_k_ratios(
+        {"O_Ka": 0.746227, "Si_Ka": 0.441263, "Zn_Ka": 0.027776, "Ba_La": 0.447794},
+        15.0,
+        40.0,
+        {"O": "SiO2", "Si": "SiO2", "Ba": bacl},
+        mac_table="chantler",
+    )
+    assert c["O"] == pytest.approx(0.3193, abs=0.001)
+    assert c["Si"] == pytest.approx(0.2308, abs=0.0004)
+    assert c["Zn"] == pytest.approx(0.0307, abs=0.0001)
+    assert c["Ba"] == pytest.approx(0.4192, abs=0.0021)
+
+
+def test_coating_stopping_power_matches_estar():
+    # NIST ESTAR collision stopping power of graphite at 20 keV: 11.6 MeV cm^2/g
+    c = xpp.Coating(10.0)
+    assert c.mass_thickness == pytest.approx(1.9e-6)
+    assert float(c.energy_loss(20.0)) / c.mass_thickness == pytest.approx(11.6e3, rel=0.03)
+
+
+def test_coating_absorbs_the_emitted_x_rays():
+    # same material both sides: the k-ratio of a coated specimen against the bare
+    # standard is the layer's transmission times the (small) beam-energy-loss factor
+    t = 30.0
+    coat = xpp.Coating(t)
+    mu = xd.mass_absorption("C", xd.line_energy("O_Ka"))
+    transmission = math.exp(-mu * 1.9 * t * 1e-7 / math.sin(math.radians(40.0)))
+    k = xpp.k_ratio("O", "O_Ka", "SiO2", 20.0, 40.0, standard="SiO2", coating=coat)
+    assert 0.85 < transmission < 0.95
+    assert k == pytest.approx(transmission, rel=0.003)
+    # the same layer on both cancels; a high-energy line only feels the energy loss
+    k2 = xpp.k_ratio(
+        "O",
+        "O_Ka",
+        "SiO2",
+        20.0,
+        40.0,
+        standard="SiO2",
+        coating=coat,
+        standard_coating=coat,
+    )
+    assert k2 == pytest.approx(1.0, abs=1e-12)
+    kzn = xpp.k_ratio("Zn", "Zn_Ka", {"Zn": 1.0}, 20.0, 40.0, coating=coat)
+    assert 0.98 < kzn < 0.999
+
+
+def test_coating_round_trip_and_zero_thickness():
+    truth = {"Fe": 0.6, "Ni": 0.3, "Al": 0.1}
+    coat, std_coat = xpp.Coating(25.0), {"Fe": None, "Ni": None, "Al": xpp.Coating(5.0)}
+    keys = ["Fe_Ka", "Ni_Ka", "Al_Ka"]
+    ks = xpp.k_ratios(
+        keys,
+        [truth] * 3,
+        15.0,
+        40.0,
+        coating=coat,
+        standard_coating=[None, None, xpp.Coating(5.0)],
+    )
+    back = xpp.composition_from_k_ratios(
+        dict(zip(keys, ks)), 15.0, 40.0, coating=coat, standard_coating=std_coat
+    )
+    for el, v in truth.items():
+        assert back[el] == pytest.approx(v, rel=1e-4)
+    bare = xpp.k_ratios(keys, [truth] * 3, 15.0, 40.0)
+    zero = xpp.k_ratios(keys, [truth] * 3, 15.0, 40.0, coating=xpp.Coating(0.0))
+    np.testing.assert_allclose(zero, bare, rtol=1e-12)
+    assert np.all(ks < bare)  # the specimen's layer absorbs, Al Ka most
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: xpp.Coating(-1.0), "thickness_nm"),
+        (lambda: xpp.Coating(10.0, "Au"), "density"),
+        (lambda: xpp.Coating(10.0, "C", density=-2.0), "density"),
+        (
+            lambda: xpp.k_ratio("Fe", "K", {"Fe": 1.0}, 20.0, 40.0, coating=20.0),
+            "Coating",
+        ),
+        (
+            lambda: xpp.composition_from_k_ratios(
+                {"Fe_Ka": 0.5}, 20.0, 40.0, standard_coating={"Ni": xpp.Coating(5.0)}
+            ),
+            "no k-ratio",
+        ),
+        (
+            lambda: xpp.k_ratio(
+                "Fe", "K", {"Fe": 1.0}, 7.2, 40.0, coating=xpp.Coating(2000.0)
+            ),
+            "no longer",
+        ),
+    ],
+)
+def test_coating_bad_input(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
