@@ -33,6 +33,13 @@ _ATTACHMENTS = [
     (
         "exspy.signals",
         "EDSSEMSpectrum",
+        "bss_quantify",
+        "hyperspy_nanoml.eds.bss_quantify",
+        "bss_quantify",
+    ),
+    (
+        "exspy.signals",
+        "EDSSEMSpectrum",
         "quantify",
         "hyperspy_nanoml.eds.quantify",
         "quantify",
