@@ -36,6 +36,21 @@ def _add_local_fft_options(parser):
     parser.add_argument(
         "--lazy", action="store_true", help="load images lazily (big files)"
     )
+    parser.add_argument(
+        "--data-bar",
+        default="auto",
+        choices=("auto", "keep"),
+        help="auto: detect a vendor info strip and leave it out (default); keep: analyse it",
+    )
+    parser.add_argument("--no-report", action="store_true", help="do not write the PDF")
+    parser.add_argument("--no-tiff", action="store_true", help="do not write the TIFFs")
+    parser.add_argument("--no-hspy", action="store_true", help="do not write the .hspy")
+    parser.add_argument(
+        "--tiff-downsample",
+        type=int,
+        default=None,
+        help="loadings TIFF: one value per n x n pixels (default: long side <= 1024 px)",
+    )
 
 
 def _n_components(text):
@@ -62,13 +77,22 @@ def run_local_fft(image, stem, args):
         n_components=_n_components(args.n_components),
         random_state=args.random_state,
         show_progressbar=False,
+        data_bar=getattr(args, "data_bar", "auto"),
     )
-    stem = Path(stem)
-    outputs = [result.save_report(f"{stem}_local_fft.pdf")]
-    outputs += list(result.export_imagej(f"{stem}_local_fft"))
-    hspy = Path(f"{stem}_local_fft.hspy")
-    result.save(hspy, overwrite=True)  # a lazy result is written chunk by chunk
-    outputs.append(hspy)
+    from hyperspy_nanoml.report.local_fft_outputs import write_local_fft_outputs
+
+    H, W = result.metadata.LocalFFT.image_shape
+    downsample = getattr(args, "tiff_downsample", None)
+    if downsample is None:  # loadings TIFF at most ~1024 px on its long side
+        downsample = max(1, -(-max(H, W) // 1024))
+    outputs = write_local_fft_outputs(
+        result,
+        Path(stem),
+        report=not getattr(args, "no_report", False),
+        tiff=not getattr(args, "no_tiff", False),
+        hspy=not getattr(args, "no_hspy", False),
+        tiff_downsample=downsample,
+    )
     return result, outputs
 
 
@@ -92,31 +116,80 @@ def _load_images(path, lazy):
 
 
 def cmd_local_fft(args):
-    from hyperspy_nanoml._progress import progressbar
+    import time
+    import warnings
 
+    from hyperspy_nanoml.report.local_fft_outputs import unique_stems
+
+    _n_components(args.n_components)  # a bad value stops here, before any work
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
+        _check_output_folder(args.out)
     failures = 0
-    for path in progressbar(args.images, desc="images", show_progressbar=True):
-        path = Path(path)
-        if not path.is_file():
+    paths = []
+    for path in map(Path, args.images):
+        if path.is_dir():
+            print(
+                f"nanoml: {path} is a folder; pass the images in it, e.g. {path}/*.tif",
+                file=sys.stderr,
+            )
+            failures += 1
+        elif not path.is_file():
             print(f"nanoml: {path}: no such file", file=sys.stderr)
             failures += 1
-            continue
-        folder = args.out if args.out is not None else path.parent
+        else:
+            paths.append(path)
+    if args.out is None:
+        for folder in sorted({p.parent for p in paths}):
+            _check_output_folder(folder)
+    stems = unique_stems(paths, args.out)
+    for n, path in enumerate(paths, 1):
         try:
-            for image, suffix in _load_images(path, args.lazy):
-                result, outputs = run_local_fft(
-                    image, folder / f"{path.stem}{suffix}", args
-                )
-                k = result.learning_results.output_dimension
-                print(f"{path}{suffix}: {k} components ->")
-                for o in outputs:
-                    print(f"    {o}")
-        except (ValueError, TypeError, OSError) as error:
-            print(f"nanoml: {path}: {error}", file=sys.stderr)
+            images = _load_images(path, args.lazy)
+        except Exception as error:  # one unreadable file never stops the batch
+            print(f"nanoml: {path}: cannot read it: {error}", file=sys.stderr)
             failures += 1
+            continue
+        for image, suffix in images:
+            t0 = time.perf_counter()
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", UserWarning)
+                    result, outputs = run_local_fft(image, f"{stems[path]}{suffix}", args)
+            except Exception as error:
+                print(
+                    f"[{n}/{len(paths)}] {path}{suffix}: FAILED: {error}", file=sys.stderr
+                )
+                failures += 1
+                continue
+            k = result.learning_results.output_dimension
+            print(
+                f"[{n}/{len(paths)}] {path}{suffix}: {k} components "
+                f"({time.perf_counter() - t0:.1f} s) ->"
+            )
+            for w in caught:
+                print(f"    note: {w.message}")
+            for o in outputs:
+                print(f"    {o}")
     return 1 if failures else 0
+
+
+def _check_output_folder(folder):
+    """Stop before any computation when results could not be written to ``folder``."""
+    import os
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SystemExit(f"nanoml: --out {folder} is a file, not a folder; choose a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SystemExit(
+            f"nanoml: cannot create the output folder {folder}: {error}"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SystemExit(
+            f"nanoml: the output folder {folder} is not writable; choose another with --out"
+        )
 
 
 def cmd_demo(args):

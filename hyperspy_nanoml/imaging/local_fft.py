@@ -52,6 +52,8 @@ _logger = logging.getLogger(__name__)
 
 # windows per strip of a lazy image: bounds the memory of one FFT batch
 _WINDOWS_PER_BLOCK = WINDOWS_PER_BLOCK
+# how windows meet the bottom/right edges (see compute_features)
+EDGES = ("reflect", "drop")
 
 
 def _image_std(data):
@@ -127,6 +129,15 @@ def _as_grey_2d(image):
     return data, axes
 
 
+def _source_name(image):
+    """The image's file name (or title) for report titles; "image" when unknown."""
+    meta = getattr(image, "metadata", None)
+    if meta is None:
+        return "image"
+    name = meta.get_item("General.original_filename") or meta.get_item("General.title")
+    return str(name) if name else "image"
+
+
 def _rgb_to_grey(rgb, what):
     warnings.warn(
         f"{what}: colour image converted to grey (ITU-R BT.601 luma, "
@@ -146,6 +157,11 @@ def _check_parameters(shape, window, step, taper, scaling):
         raise ValueError(f"step must be a positive number of pixels, got {step}")
     if window < 8 or window % 2:
         raise ValueError(f"window must be an even number of pixels >= 8, got {window}")
+    if min(shape) < 8:
+        raise ValueError(
+            f"the image ({shape[0]} x {shape[1]} px) is too small for a local FFT: "
+            "windows are at least 8 x 8 px; use an image of at least 16 x 16 px"
+        )
     if window > min(shape):
         raise ValueError(
             f"window ({window} px) is larger than the image ({shape[0]} x {shape[1]} px); "
@@ -158,7 +174,8 @@ def _check_parameters(shape, window, step, taper, scaling):
 
 
 def _suggest_window(shape):
-    return int(2 ** np.floor(np.log2(min(shape) / 4)))
+    """A valid window (even, >= 8) about a quarter of the image's short side."""
+    return int(max(8, 2 ** np.floor(np.log2(max(min(shape), 8) / 4))))
 
 
 def _nonfinite_error(count=None):
@@ -181,7 +198,9 @@ def _check_finite(block):
 # ------------------------------------------------------------------- features
 
 
-def compute_features(data, window=128, step=64, taper="hann", scaling="sqrt"):
+def compute_features(
+    data, window=128, step=64, taper="hann", scaling="sqrt", edges="reflect"
+):
     """The half-spectrum feature matrix of an image, eager or lazy.
 
     Returns ``(X, grid_shape, reference)``: ``X`` has one row per window (row
@@ -189,11 +208,18 @@ def compute_features(data, window=128, step=64, taper="hann", scaling="sqrt"):
     it is a numpy array for numpy input and a dask array, chunked in strips of
     whole window rows, for dask input (nothing is computed but the image's
     standard deviation).
+
+    ``edges="reflect"`` (default) mirror-pads the bottom and right edges by less
+    than one step so that the last row and column of windows end at the image's
+    edge (every pixel is seen by a window); ``"drop"`` leaves the last partial
+    step out (those pixels are NaN in ``loadings_on_image``).
     """
+    from hyperspy_nanoml.imaging.image_input import pad_to_cover
+
+    if edges not in EDGES:
+        raise ValueError(f"unknown edges {edges!r}; choose one of {EDGES}")
     shape = data.shape
     _check_parameters(shape, window, step, taper, scaling)
-    ny = (shape[0] - window) // step + 1
-    nx = (shape[1] - window) // step + 1
     n_features = window * (window // 2 + 1)
     taper_array = taper_window(window, taper)
     if not hasattr(data, "dask"):
@@ -205,6 +231,10 @@ def compute_features(data, window=128, step=64, taper="hann", scaling="sqrt"):
         raise ValueError("the image is constant: it has no texture to analyse")
     # Parseval: the mean power per bin of a window of white noise of this std
     reference = float(std**2 * np.sum(taper_array.astype(np.float64) ** 2))
+    if edges == "reflect":
+        data, _ = pad_to_cover(data, window, step)
+    ny = (data.shape[0] - window) // step + 1
+    nx = (data.shape[1] - window) // step + 1
 
     def strip_features(strip):
         _check_finite(strip)
@@ -248,6 +278,9 @@ def local_fft_features(
     random_state=None,
     decompose=True,
     show_progressbar=None,
+    edges="reflect",
+    crop=None,
+    data_bar="auto",
     **nmf_kwargs,
 ):
     """Moving-window local FFT features of an image, decomposed by NMF.
@@ -284,6 +317,20 @@ def local_fft_features(
         If False, only the 4-D local-FFT signal is returned.
     show_progressbar : bool or None
         None follows ``hs.preferences.General.show_progressbar``.
+    edges : {"reflect", "drop"}
+        ``"reflect"`` (default): the bottom/right edges are mirror-padded by less
+        than one step so the last windows end at the image's edge and every pixel
+        is analysed; ``"drop"``: the last partial step is left out and is NaN in
+        :meth:`LocalFFTSignal.loadings_on_image`.
+    crop : (y0, y1, x0, x1) or None
+        Analyse only these pixel ranges (``y1``, ``x1`` exclusive); the axes keep
+        their calibration (offsets move to the first analysed pixel).
+    data_bar : {"auto", "keep"}
+        ``"auto"`` (default): a vendor info strip (Zeiss, FEI/Thermo, JEOL,
+        Hitachi, TESCAN: flat rows of text along the bottom or top edge) is
+        detected and left out, with a warning; recorded in
+        ``metadata.LocalFFT.region``. ``"keep"`` analyses every pixel. Ignored
+        when ``crop`` is given.
     **nmf_kwargs
         Passed to :func:`hyperspy_nanoml.learn.nmf.nmf` (``max_iter``, ``tol``;
         ``tol`` defaults to 1e-4 here).
@@ -312,12 +359,24 @@ def local_fft_features(
     (121, 4)
     >>> result.save_report("local_fft.pdf")  # doctest: +SKIP
     """
+    from hyperspy_nanoml.imaging.image_input import (
+        check_uniform_axes,
+        edge_padding,
+        prepare_region,
+    )
     from hyperspy_nanoml.signals.local_fft import build_local_fft_signal
 
+    if hasattr(image, "axes_manager"):
+        check_uniform_axes(image)
     data, axes = _as_grey_2d(image)
+    data, axes, region = prepare_region(data, axes, crop=crop, data_bar=data_bar)
     lazy = hasattr(data, "dask")
-    X, grid, reference = compute_features(data, window, step, taper, scaling)
+    X, grid, reference = compute_features(data, window, step, taper, scaling, edges)
+    padding = edge_padding(data.shape, window, step) if edges == "reflect" else (0, 0)
     params = {
+        "edges": edges,
+        "padding": [int(v) for v in padding],
+        "region": region,
         "window": int(window),
         "step": int(step),
         "taper": taper,
@@ -325,6 +384,7 @@ def local_fft_features(
         "reference_power": reference,
         "image_shape": tuple(int(n) for n in data.shape),
         "random_state": random_state if isinstance(random_state, int) else None,
+        "source": _source_name(image),
     }
     result = build_local_fft_signal(X, grid, axes, params, image=image, data=data)
     if decompose:

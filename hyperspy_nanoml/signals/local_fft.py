@@ -60,10 +60,20 @@ class LocalFFTSignal(Signal2D):
 
     @property
     def component_choice(self):
-        """The evidence for the number of components (None if it was given)."""
+        """The evidence for the number of components.
+
+        A ``ComponentChoice`` for ``n_components="auto"``; a
+        :class:`~hyperspy_nanoml.imaging.component_number.GivenNumber` (same
+        ``n_components``, ``reason``, ``plot()``) when the number was given; None
+        only before any decomposition.
+        """
+        from hyperspy_nanoml.imaging.component_number import GivenNumber
         from hyperspy_nanoml.learn.signal_matrix import component_choice_from
 
-        return component_choice_from(self.learning_results)
+        choice = component_choice_from(self.learning_results)
+        if choice is None and self.learning_results.loadings is not None:
+            return GivenNumber(int(self.learning_results.output_dimension))
+        return choice
 
     def _require_decomposition(self):
         if self.learning_results.loadings is None:
@@ -87,10 +97,21 @@ class LocalFFTSignal(Signal2D):
         """The loadings resampled (bilinear) onto the original image's pixel grid.
 
         Returns a Signal2D stack of shape (k | H, W) with the image's own
-        calibration (lazy for a lazy result). Pixels nearer the edge than half
-        a window take the value of the nearest window centre. ``downsample``
-        (int) samples every n-th pixel block instead, for previews of big images.
+        calibration (lazy for a lazy result). Pixels between the edge and the
+        first/last window centre take the value of the nearest centre (a window
+        saw them); pixels that no window saw (``edges="drop"``) are NaN, never
+        extrapolated. ``downsample`` (int >= 1) averages n x n pixel blocks
+        instead, for previews of big images.
         """
+        if (
+            not isinstance(downsample, (int, np.integer))
+            or isinstance(downsample, bool)
+            or downsample < 1
+        ):
+            raise ValueError(
+                f"downsample must be an integer >= 1 (1 = every pixel, 4 = one value "
+                f"per 4 x 4 pixels), got {downsample!r}"
+            )
         self._require_decomposition()
         L = self.normalized_loadings() if normalize else self._raw_loadings()
         p = self._params()
@@ -135,11 +156,14 @@ class LocalFFTSignal(Signal2D):
 
         Loadings are normalised per component before the arg-max, since NMF
         fixes each component only up to a scale. Returns a numpy int array
-        (ny, nx), or (H, W) with ``on_image=True``.
+        (ny, nx), or (H, W) with ``on_image=True`` (-1 where no window saw the
+        pixel).
         """
         if on_image:
-            stack = self.loadings_on_image(normalize=True).data
-            return np.asarray(np.argmax(stack, axis=0)).astype(np.int16)
+            stack = np.asarray(self.loadings_on_image(normalize=True).data)
+            seen = np.isfinite(stack[0])
+            labels = np.argmax(np.where(np.isfinite(stack), stack, -np.inf), axis=0)
+            return np.where(seen, labels, -1).astype(np.int16)
         return np.argmax(self.normalized_loadings(), axis=0).astype(np.int16)
 
     # --- outputs -------------------------------------------------------------
@@ -157,27 +181,30 @@ class LocalFFTSignal(Signal2D):
         self._require_decomposition()
         return local_fft_report(self, filename, image=image)
 
-    def export_imagej(self, prefix):
+    def export_imagej(self, prefix, downsample=1, paths=None):
         """Write ``<prefix>_loadings.tif`` and ``<prefix>_factors.tif``.
 
         Both are float32 ImageJ hyperstacks (one slice per component) with
         their calibration: the loadings on the image's pixel grid in the
-        image's units, the factors in spatial frequency (1/units). Returns the
-        two paths.
+        image's units (one value per ``downsample x downsample`` pixels, the
+        pixel size saying so), the factors in spatial frequency (1/units).
+        ``paths`` (two paths) overrides the names. Returns the two paths.
         """
         from hyperspy_nanoml.report.imagej import write_imagej_stack
 
         self._require_decomposition()
-        loadings = self.loadings_on_image(normalize=True)
+        loadings = self.loadings_on_image(normalize=True, downsample=downsample)
         if loadings._lazy:
             loadings.compute(show_progressbar=False)
         k = self.learning_results.output_dimension
         sx, sy = self.axes_manager.signal_axes
         factors = np.asarray(self.learning_results.factors).T.reshape(k, sy.size, sx.size)
         ix, iy = loadings.axes_manager.signal_axes
+        if paths is None:
+            paths = (f"{prefix}_loadings.tif", f"{prefix}_factors.tif")
         paths = (
             write_imagej_stack(
-                f"{prefix}_loadings.tif",
+                paths[0],
                 loadings.data,
                 spacing=(iy.scale, ix.scale),
                 origin=(iy.offset, ix.offset),
@@ -185,7 +212,7 @@ class LocalFFTSignal(Signal2D):
                 labels=[f"component {i}" for i in range(k)],
             ),
             write_imagej_stack(
-                f"{prefix}_factors.tif",
+                paths[1],
                 factors,
                 spacing=(sy.scale, sx.scale),
                 origin=(sy.offset, sx.offset),
@@ -203,7 +230,10 @@ class LazyLocalFFTSignal(LazySignal, LocalFFTSignal):
 
 
 def _interp_matrix(n_pixels, n_windows, step, window, downsample=1):
-    """(n_pixels // downsample, n_windows) linear interpolation from window centres."""
+    """(n_pixels // downsample, n_windows) linear interpolation from window centres.
+
+    Rows of pixels beyond the last window's end (no window saw them) are NaN.
+    """
     centre0 = (window - 1) / 2.0
     pixels = np.arange(n_pixels // downsample) * downsample + (downsample - 1) / 2.0
     g = np.clip((pixels - centre0) / step, 0, n_windows - 1)
@@ -213,9 +243,11 @@ def _interp_matrix(n_pixels, n_windows, step, window, downsample=1):
     rows = np.arange(pixels.size)
     if n_windows == 1:
         R[:, 0] = 1.0
-        return R
-    R[rows, i0] = 1.0 - frac
-    R[rows, i0 + 1] = frac
+    else:
+        R[rows, i0] = 1.0 - frac
+        R[rows, i0 + 1] = frac
+    covered = (n_windows - 1) * step + window
+    R[pixels > covered - 0.5] = np.nan
     return R
 
 

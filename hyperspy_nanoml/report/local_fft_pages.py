@@ -1,0 +1,285 @@
+"""Pages of the local-FFT report (matplotlib figures), one colour per component.
+
+Every component ``i`` has one colour (:func:`component_colours`) used for its
+overlay, its panel titles and frames, its class in the dominant-component map
+and its FFT pattern's frame. Components are numbered from 0 everywhere, as
+HyperSpy's ``get_decomposition_loadings()`` numbers them. Every panel has
+calibrated axes with units; maps and patterns have colour bars.
+"""
+
+import textwrap
+
+import numpy as np
+
+__all__ = [
+    "component_colours",
+    "dominant_map_colours",
+    "factor_crop_radius",
+    "page_factors",
+    "page_maps",
+    "page_overlays",
+    "page_overview",
+]
+
+A4_LANDSCAPE = (11.7, 8.3)
+
+
+def component_colours(k):
+    """RGB colour (floats 0-1) of each of ``k`` components: tab10, then tab20."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if k <= 10 else "tab20"]
+    return [tuple(float(v) for v in cmap(i % cmap.N)[:3]) for i in range(k)]
+
+
+def dominant_map_colours(k):
+    """The ListedColormap of the dominant-component map (class i gets colour i)."""
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(component_colours(k))
+
+
+def _extent(params):
+    ax = params["image_axes"]
+    H, W = params["image_shape"]
+    x0, y0 = ax["x"]["offset"], ax["y"]["offset"]
+    return (x0, x0 + W * ax["x"]["scale"], y0 + H * ax["y"]["scale"], y0)
+
+
+def _label_image_axes(ax, params):
+    cal = params["image_axes"]
+    ax.set_xlabel(f"x ({cal['x']['units']})")
+    ax.set_ylabel(f"y ({cal['y']['units']})")
+
+
+def _wrap(text, width=150):
+    return "\n".join(textwrap.wrap(str(text), width))
+
+
+def _title(result, params):
+    source = params.get("source") or result.metadata.General.title
+    return (
+        f"Local FFT of {source}: window {params['window']} px, step {params['step']} px, "
+        f"{result.learning_results.output_dimension} components"
+    )
+
+
+def _grid(n, max_cols=4):
+    ncol = min(n, max_cols)
+    return int(np.ceil(n / ncol)), ncol
+
+
+def page_overview(result, image, params):
+    """Image, scree plot (when the number was chosen), parameters and why."""
+    import matplotlib.pyplot as plt
+
+    choice = result.component_choice
+    evidence = getattr(choice, "eigenvalues", None) is not None
+    fig = plt.figure(figsize=A4_LANDSCAPE)
+    if evidence:
+        ax_img = fig.add_axes([0.06, 0.33, 0.38, 0.55])
+        ax_scree = fig.add_axes([0.62, 0.33, 0.34, 0.55])
+    else:
+        ax_img, ax_scree = fig.add_axes([0.2, 0.3, 0.6, 0.6]), None
+    if image is not None:
+        im = ax_img.imshow(image, cmap="gray", extent=_extent(params))
+        fig.colorbar(im, ax=ax_img, fraction=0.046, pad=0.02, label="intensity (counts)")
+        _label_image_axes(ax_img, params)
+        ax_img.set_title("analysed image")
+    else:
+        ax_img.axis("off")
+        ax_img.text(0.5, 0.5, "image not available", ha="center", va="center")
+    if evidence:
+        ev = np.asarray(choice.eigenvalues, float)
+        ratio = ev / ev.sum() if ev.sum() > 0 else ev
+        idx = np.arange(ratio.size)
+        q = int(choice.n_significant)
+        ax_scree.semilogy(
+            idx, ratio, "o-", color="0.5", ms=4, label="centred PCA eigenvalue"
+        )
+        ax_scree.semilogy(idx[:q], ratio[:q], "o", color="C3", ms=7, label="significant")
+        ax_scree.axvline(q - 0.5, color="C3", ls="--", lw=1)
+        ax_scree.set_xlabel("PCA eigenvalue index (0 = largest)")
+        ax_scree.set_ylabel("explained variance ratio")
+        ax_scree.set_title(
+            f"{q} significant + 1 = {choice.n_components} NMF components (0-{choice.n_components - 1})"
+        )
+        ax_scree.legend(loc="upper right", fontsize=8)
+    region = params.get("region") or {}
+    rows = [
+        f"window {params['window']} px, step {params['step']} px, taper {params['taper']}, "
+        f"features: {params['scaling']} of the half power spectrum (rfft2), DC removed",
+        f"{result.axes_manager.navigation_size} windows "
+        f"({' x '.join(str(n) for n in result.axes_manager.navigation_shape)}), "
+        f"edges: {params.get('edges', 'drop')}"
+        + (
+            f" (mirror-padded by {params['padding'][0]} rows, {params['padding'][1]} columns)"
+            if params.get("edges") == "reflect" and any(params.get("padding", (0, 0)))
+            else ""
+        ),
+        f"region: {region.get('reason', 'whole image analysed')}",
+        f"number of components: {choice.reason if choice is not None else 'n/a'}",
+    ]
+    fig.text(0.04, 0.03, "\n".join(_wrap(r) for r in rows), fontsize=8, va="bottom")
+    fig.suptitle(_title(result, params), fontsize=12)
+    return fig
+
+
+def _overlay(ax, image, loading, colour, extent):
+    """Grey image with the loading as the component's colour, opacity = loading."""
+    rgba = np.zeros(loading.shape + (4,), np.float32)
+    rgba[..., :3] = colour
+    rgba[..., 3] = 0.85 * np.clip(np.nan_to_num(loading, nan=0.0), 0, 1)
+    if image is not None:
+        ax.imshow(image, cmap="gray", extent=extent)
+    ax.imshow(rgba, extent=extent, interpolation="bilinear")
+
+
+def _frame(ax, colour, width=2.5):
+    for spine in ax.spines.values():
+        spine.set_edgecolor(colour)
+        spine.set_linewidth(width)
+
+
+def page_overlays(result, image, params, maps):
+    """Each component's loading over the image in its colour, and the dominant map."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    k = maps.shape[0]
+    colours = component_colours(k)
+    extent = _extent(params)
+    nrow, ncol = _grid(k + 1)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(11.7, min(8.3, 3.0 * nrow + 1.2)), squeeze=False
+    )
+    for i in range(k):
+        ax = axes.flat[i]
+        _overlay(ax, image, maps[i], colours[i], extent)
+        ax.set_title(f"component {i}", color=colours[i], fontweight="bold")
+        _frame(ax, colours[i])
+        _label_image_axes(ax, params)
+    seen = np.isfinite(maps[0])
+    dominant = np.where(seen, np.argmax(np.nan_to_num(maps, nan=-1.0), axis=0), -1)
+    ax = axes.flat[k]
+    ax.imshow(
+        np.ma.masked_less(dominant, 0),
+        cmap=dominant_map_colours(k),
+        vmin=-0.5,
+        vmax=k - 0.5,
+        extent=extent,
+        interpolation="nearest",
+    )
+    ax.set_title("dominant component")
+    _label_image_axes(ax, params)
+    ax.legend(
+        handles=[Patch(color=colours[i], label=f"{i}") for i in range(k)],
+        fontsize=7,
+        ncol=min(k, 5),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.25),
+        frameon=False,
+    )
+    for ax in axes.flat[k + 1 :]:
+        ax.axis("off")
+    fig.suptitle(
+        _title(result, params)
+        + "\nloadings over the image (opacity = loading, each scaled to max 1)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def page_maps(result, params, maps):
+    """Plain loading maps with colour bars (no image under them)."""
+    import matplotlib.pyplot as plt
+
+    k = maps.shape[0]
+    colours = component_colours(k)
+    extent = _extent(params)
+    nrow, ncol = _grid(k)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(11.7, min(8.3, 3.0 * nrow + 1.0)), squeeze=False
+    )
+    for i in range(k):
+        ax = axes.flat[i]
+        im = ax.imshow(maps[i], cmap="viridis", vmin=0, vmax=1, extent=extent)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="loading (max 1)")
+        ax.set_title(f"component {i}", color=colours[i], fontweight="bold")
+        _frame(ax, colours[i])
+        _label_image_axes(ax, params)
+    for ax in axes.flat[k:]:
+        ax.axis("off")
+    fig.suptitle(
+        _title(result, params) + "\nloading maps (NaN = not seen by any window)",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def factor_crop_radius(F, k_axis, fraction=0.9):
+    """Half-width (in frequency units) of the centred square holding ``fraction`` of
+    the factors' summed intensity above its median (the flat noise floor), rounded
+    up to a tenth of the range.
+    """
+    total = np.asarray(F, float).sum(axis=0)
+    total = np.clip(total - np.median(total), 0, None)
+    n = total.shape[0]
+    c = n // 2
+    yy, xx = np.indices(total.shape)
+    cheb = np.maximum(abs(yy - c), abs(xx - c))
+    order = np.bincount(cheb.ravel(), total.ravel())
+    cum = np.cumsum(order) / max(order.sum(), 1e-30)
+    r = int(np.searchsorted(cum, fraction)) + 2
+    r = min(c, int(np.ceil(r / max(1, c // 10)) * max(1, c // 10)))
+    return r * k_axis.scale, r
+
+
+def page_factors(result, params):
+    """FFT patterns with one shared, labelled log contrast, cropped to the signal."""
+    import matplotlib.pyplot as plt
+
+    k = result.learning_results.output_dimension
+    colours = component_colours(k)
+    sx, sy = result.axes_manager.signal_axes
+    F = np.asarray(result.learning_results.factors).T.reshape(k, sy.size, sx.size)
+    _, r = factor_crop_radius(F, sx)
+    c = sx.size // 2
+    crop = F[:, c - r : c + r + 1, c - r : c + r + 1]
+    positive = crop[crop > 0]
+    vmax = 0.0
+    vmin = float(np.log10(np.percentile(positive, 5))) if positive.size else -3.0
+    vmin = max(vmin, -4.0)
+    half = (r + 0.5) * sx.scale
+    extent = (-half, half, half, -half)
+    nrow, ncol = _grid(k)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(11.7, min(8.3, 3.0 * nrow + 1.0)), squeeze=False
+    )
+    im = None
+    for i in range(k):
+        ax = axes.flat[i]
+        im = ax.imshow(
+            np.log10(np.maximum(crop[i], 10**vmin)),
+            cmap="magma",
+            vmin=vmin,
+            vmax=vmax,
+            extent=extent,
+        )
+        ax.set_title(f"component {i}", color=colours[i], fontweight="bold")
+        _frame(ax, colours[i])
+        ax.set_xlabel(f"kx ({sx.units})")
+        ax.set_ylabel(f"ky ({sy.units})")
+    for ax in axes.flat[k:]:
+        ax.axis("off")
+    fig.suptitle(
+        _title(result, params)
+        + f"\nfactors: FFT patterns (zero frequency at the centre; |k| <= {half:.3g} {sx.units} shown)",
+        fontsize=11,
+    )
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    cax = fig.add_axes([0.92, 0.15, 0.015, 0.7])
+    fig.colorbar(im, cax=cax, label="log10 factor intensity (each max 1), shared scale")
+    return fig
