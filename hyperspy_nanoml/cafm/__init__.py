@@ -15,6 +15,7 @@ _LAZY = {
     "onset_voltage": "hyperspy_nanoml.cafm.physics",
     "schottky_emission_fit": "hyperspy_nanoml.cafm.physics",
     "kmeans_cluster": "hyperspy_nanoml.cafm.cluster",
+    "physics_maps": "hyperspy_nanoml.cafm.maps",
 }
 
 __all__ = sorted(_LAZY)

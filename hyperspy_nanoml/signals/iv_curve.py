@@ -191,6 +191,16 @@ class IVCurveSignal(Signal1D):
 
         return kmeans_cluster(self, n_clusters=n_clusters, **kwargs)
 
+    def physics_maps(self, **kwargs):
+        """Zero-bias conductance, rectification ratio and onset voltage at every pixel.
+
+        Thin wrapper over :func:`hyperspy_nanoml.cafm.maps.physics_maps`; returns a
+        dict of images calibrated like the scan.
+        """
+        from hyperspy_nanoml.cafm.maps import physics_maps
+
+        return physics_maps(self, **kwargs)
+
 
 class LazyIVCurveSignal(LazySignal, IVCurveSignal):
     """Lazy twin of :class:`IVCurveSignal` (data in a dask array)."""
