@@ -4,8 +4,7 @@ import dask.array as da
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from conftest import matched_similarity
-from test_nmf import CountingArray
+from nanoml_test_helpers import CountingArray, matched_similarity
 
 import hyperspy_nanoml
 from hyperspy_nanoml.learn.decomposition import component_choice_from, nmf_decomposition

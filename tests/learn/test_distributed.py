@@ -5,7 +5,7 @@ import dask.array as da
 import hyperspy.api as hs
 import numpy as np
 import pytest
-from test_nmf import CountingArray
+from nanoml_test_helpers import CountingArray
 
 from hyperspy_nanoml.learn.nmf import nmf
 from hyperspy_nanoml.learn.verification import residual_norms

@@ -4,7 +4,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import make_dataset, matched_similarity
+from nanoml_test_helpers import CountingArray, make_dataset, matched_similarity
 
 from hyperspy_nanoml.learn.nmf import NMF, NMFResult, nmf, nnls_loadings
 
@@ -12,24 +12,6 @@ from hyperspy_nanoml.learn.nmf import NMF, NMFResult, nmf, nnls_loadings
 def rel_error(X, W, H):
     X = np.asarray(X, dtype=np.float64)
     return np.linalg.norm(X - W.astype(np.float64) @ H) / np.linalg.norm(X)
-
-
-class CountingArray:
-    """A read-only array that counts the rows handed out, to prove data are read by blocks."""
-
-    def __init__(self, array):
-        self.array = array
-        self.shape = array.shape
-        self.dtype = array.dtype
-        self.ndim = array.ndim
-        self.rows_read = 0
-        self.largest_read = 0
-
-    def __getitem__(self, key):
-        out = self.array[key]
-        self.rows_read += out.shape[0]
-        self.largest_read = max(self.largest_read, out.shape[0])
-        return out
 
 
 def test_recovers_true_factors(spot_matrix):
