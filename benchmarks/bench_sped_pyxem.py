@@ -79,13 +79,15 @@ def beam_table():
     ):
         try:
             started = time.perf_counter()
-            shifts = s.get_direct_beam_position(
-                method=method, show_progressbar=False, **kwargs
-            )
+            shifts = s.get_direct_beam_position(method=method, **kwargs)
             t = time.perf_counter() - started
             xy = np.asarray(shifts.data).reshape(-1, 2)
-            # pyxem gives shifts from the pattern centre (in pixels)
-            centre = np.array([32.0, 32.0]) + np.nanmedian(xy, axis=0)
+            # pyxem 0.21's BeamShift is the shift that centres the beam: (x, y) of the
+            # pattern centre (size / 2 = 32, as pyxem's center_direct_beam uses it)
+            # minus the beam position (checked: centring with it puts the beam at
+            # (32.00, 31.99)); the first version of this script added it instead,
+            # which made pyxem look ~1.7 px wrong
+            centre = np.array([32.0, 32.0]) - np.nanmedian(xy, axis=0)
             spread = np.nanstd(xy, axis=0).mean()
             print(
                 f"pyxem {method:26s} error {np.hypot(*(centre - true)):.3f} px  "

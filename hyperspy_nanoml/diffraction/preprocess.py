@@ -361,7 +361,7 @@ def _vacuum_test_of(signal, signal_mask, alpha, show_progressbar, return_intensi
         (sums,) = _compute([sums], show_progressbar)
     test = vacuum_test(sums, rings, 0, alpha=alpha)
     if return_intensity:
-        return test, sums[..., :-1].sum(axis=-1)
+        return test, sums[..., :-1].sum(axis=-1, dtype=np.float64)
     return test
 
 
@@ -527,8 +527,12 @@ def preprocess_sped(
         )
 
         rings = RingSectors.around(shape)
+        # unbinned: the raw blocks (uint16 from a detector file) are read and
+        # converted slice by slice inside the pass, not through the float32 copy
         mean, outer = mean_and_ring_sector_sums(
-            processed.data, rings, show_progressbar=show_progressbar
+            signal.data if binning == 1 else processed.data,
+            rings,
+            show_progressbar=show_progressbar,
         )
         info["passes_over_data"] += 1
     elif mask_direct_beam:

@@ -22,7 +22,36 @@ def _grid(n):
     return rows, cols
 
 
-def _image_pages(arrays, label, cmap):
+def _units(units):
+    """Axis units as printed (HyperSpy's ``<undefined>`` becomes pixels)."""
+    u = str(units or "")
+    if u in ("", "<undefined>", "None"):
+        return "px"
+    return {"1/nm": "nm⁻¹", "1/A": "Å⁻¹", "1/Å": "Å⁻¹", "A^-1": "Å⁻¹"}.get(u, u)
+
+
+def _calibration(axes_info, ndim):
+    """``(extent, xlabel, ylabel)`` of an image, or ``(x values, xlabel)`` of a line.
+
+    ``axes_info``: ``(name, units, scale, offset, size)`` per axis in HyperSpy order
+    (x first). Pixel units when the axes are missing.
+    """
+    if len(axes_info) != ndim:
+        return None
+    labels = []
+    for i, (name, units, _, _, _) in enumerate(axes_info):
+        default = "xy"[i] if ndim == 2 else "position"
+        name = name if name and name != "<undefined>" else default
+        labels.append(f"{name} ({_units(units)})")
+    if ndim == 1:
+        _, _, scale, offset, size = axes_info[0]
+        return offset + scale * np.arange(size), labels[0]
+    (_, _, sx, ox, nx), (_, _, sy, oy, ny) = axes_info
+    extent = (ox - sx / 2, ox + sx * (nx - 0.5), oy + sy * (ny - 0.5), oy - sy / 2)
+    return extent, labels[0], labels[1]
+
+
+def _image_pages(arrays, label, cmap, axes_info=(), value_label="intensity (a.u.)"):
     import matplotlib.pyplot as plt
 
     k = len(arrays)
@@ -36,15 +65,19 @@ def _image_pages(arrays, label, cmap):
             ax.axis("off")
             continue
         a = np.asarray(arrays[j], dtype=np.float64)
+        cal = _calibration(axes_info, a.ndim) if a.ndim <= 2 else None
         if a.ndim == 2:
-            im = ax.imshow(a, cmap=cmap)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-            ax.set_xlabel("x (px)")
-            ax.set_ylabel("y (px)")
+            extent, xlabel, ylabel = cal if cal else (None, "x (px)", "y (px)")
+            im = ax.imshow(a, cmap=cmap, extent=extent)
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+            bar.set_label(value_label, fontsize=7)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
         elif a.ndim == 1:
-            ax.plot(a)
-            ax.set_xlabel("index (channel or position)")
-            ax.set_ylabel("intensity (a.u.)")
+            x, xlabel = cal if cal else (np.arange(a.size), "index (channel or position)")
+            ax.plot(x, a)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(value_label)
         else:
             ax.imshow(a.reshape(a.shape[0], -1), cmap=cmap, aspect="auto")
             ax.set_xlabel("flattened inner axes (px)")
@@ -65,10 +98,9 @@ def _report_figures(result):
     lines = [
         f"signal: {result.title or '(untitled)'}",
         f"components: {k}",
-        f"relative error ||X - WH|| / ||X||: {result.relative_error:.5g}",
-        f"explained (1 - ||X - WH||²/||X||²): {100 * result.explained_total:.2f} %",
-        f"restarts: {len(result.restart_errors)} (seeds {result.random_states}), relative "
-        f"errors {np.round(result.restart_errors, 5).tolist()}",
+        *result.error_lines(),
+        "explained in the data's units (1 - ||X - WH||²/||X||², not scaled): "
+        f"{100 * result.explained_total:.2f} %",
         f"passes over the data for the verification: {result.passes}",
     ]
     if result.component_choice is not None:
@@ -110,8 +142,12 @@ def _report_figures(result):
     fig.tight_layout()
     yield fig
 
-    yield _image_pages(result.factors, "factor", "viridis")
-    yield _image_pages(result.loadings, "loading", "magma")
+    yield _image_pages(
+        result.factors, "factor", "viridis", result.signal_axes, "intensity (max 1)"
+    )
+    yield _image_pages(
+        result.loadings, "loading", "magma", result.navigation_axes, "loading (counts)"
+    )
 
     # stability
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -133,14 +169,17 @@ def _report_figures(result):
     # residual map
     data = np.asarray(result.residual_map.data, dtype=np.float64)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    cal = _calibration(result.navigation_axes, data.ndim)
     if data.ndim >= 2:
-        im = axes[0].imshow(data.reshape(data.shape[0], -1), cmap="inferno")
+        extent, xlabel, ylabel = cal if cal else (None, "scan x (px)", "scan y (px)")
+        im = axes[0].imshow(data.reshape(data.shape[0], -1), cmap="inferno", extent=extent)
         fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.04)
-        axes[0].set_xlabel("scan x (px)")
-        axes[0].set_ylabel("scan y (px)")
+        axes[0].set_xlabel(xlabel)
+        axes[0].set_ylabel(ylabel)
     else:
-        axes[0].plot(data)
-        axes[0].set_xlabel("scan position (px)")
+        x, xlabel = cal if cal else (np.arange(data.size), "scan position (px)")
+        axes[0].plot(x, data)
+        axes[0].set_xlabel(xlabel)
         axes[0].set_ylabel("relative residual")
     axes[0].set_title("relative residual ||x - wH|| / ||x||")
     finite = data[np.isfinite(data)]
