@@ -31,6 +31,7 @@ __all__ = [
     "ElementIdentification",
     "bss_quantify",
     "identify_elements",
+    "mixture_fractions",
 ]
 
 
@@ -141,6 +142,7 @@ def identify_elements(
     min_fraction: float = 0.01,
     min_gain: float = 0.02,
     max_elements: int = 15,
+    model_error: float = 0.05,
 ) -> ElementIdentification:
     """Elements whose X-ray lines explain the significant peaks of a (summed) spectrum.
 
@@ -179,6 +181,17 @@ def identify_elements(
         by at least ``min_significance²``).
     max_elements : int
         At most this many elements.
+    model_error : float
+        Relative error of the line model (peak shape, energy calibration, detector
+        artefacts such as the Si internal-fluorescence peak next to Al Kα): residual
+        significance is measured against ``sqrt(σ_Poisson² + (model_error · model)²)``,
+        so at 10^6-10^7 counts a modelled peak's mismatch is not a new element
+        (Ta M and Hf M at 1.70 keV next to Al Kα, Te L and Yb M in a phosphate map).
+
+    A candidate must also explain the residual with its *strongest* line of the
+    family that matched: when that line (e.g. Ta Mα for a peak at Ta Mβ's energy)
+    falls where the residual is not significant, another element's line already
+    explains it and the candidate is rejected.
 
     Returns
     -------
@@ -225,12 +238,27 @@ def identify_elements(
         beta, rnorm = nnls(Aw, yw, maxiter=50 * Aw.shape[1])
         return A @ beta, float(rnorm**2)
 
+    def significance(model):
+        sd_tot = np.sqrt(sd**2 + (model_error * model) ** 2)
+        return np.where(usable, (yf - model) / sd_tot, 0.0)
+
+    def strongest_line_supported(el, fams, z):
+        for fam in fams:
+            lines = [t for t in by_element[el] if t[3] == fam]
+            if not lines:
+                continue
+            _, e_s, _, _ = max(lines, key=lambda t: t[2])
+            near = np.abs(centres - e_s) <= 0.5 * w_ev / 1000.0
+            if np.any(z[near] >= min_significance):
+                return True
+        return False
+
     chosen, reasons, skipped = [], {}, []
     model, chi2 = fit(chosen)
     for _ in range(4 * max_elements):
         if len(chosen) >= max_elements:
             break
-        z = np.where(usable, (yf - model) / sd, 0.0)
+        z = significance(model)
         is_max = np.zeros_like(z, dtype=bool)
         is_max[1:-1] = (z[1:-1] >= z[:-2]) & (z[1:-1] > z[2:])
         resid = yf - model
@@ -261,6 +289,8 @@ def identify_elements(
                 for f in set(hit)
             ):
                 continue
+            if not strongest_line_supported(el, set(hit), z):
+                continue
             if columns(el)[0] is None:
                 continue
             _, c2 = fit(chosen + [el])
@@ -280,7 +310,7 @@ def identify_elements(
             f"{chi2 - best[0]:.3g}"
         )
         model, chi2 = fit(chosen)
-    z = np.where(usable, (yf - model) / sd, 0.0)
+    z = significance(model)
     is_max = np.zeros_like(z, dtype=bool)
     is_max[1:-1] = (z[1:-1] >= z[:-2]) & (z[1:-1] > z[2:])
     unexplained = sorted(
@@ -323,6 +353,12 @@ class BSSQuantification:
         Purity, stability, component-choice evidence, plain-NMF spectra.
     parameters : dict
         What was asked for (recorded in ``metadata.Processing.bss_quantify``).
+    identification : ElementIdentification or None
+        Which elements were found in the summed spectrum and why (``elements=None``
+        and none in the metadata).
+    mixture_warnings : list of str
+        One text per component that is probably a mixture of phases (see
+        :func:`mixture_fractions`); printed with the result, in the table and report.
     """
 
     maps: object
@@ -336,6 +372,7 @@ class BSSQuantification:
     unmixing: object
     parameters: dict
     identification: ElementIdentification | None = None
+    mixture_warnings: list = field(default_factory=list)
 
     @property
     def n_components(self) -> int:
@@ -388,6 +425,9 @@ class BSSQuantification:
                         "restart_similarity_min": pur[j].get(
                             "restart_similarity_min", np.nan
                         ),
+                        "probable_mixture_fraction": float(
+                            self.parameters.get("mixture_fraction", [0.0] * (j + 1))[j]
+                        ),
                         "counts": pur[j]["counts"],
                         "mode": getattr(self.quantifications[j], "mode", ""),
                     }
@@ -421,6 +461,7 @@ class BSSQuantification:
             "largest fraction of a pixel's counts from the component; stable = lowest "
             "cosine similarity of the component spectrum over NMF restarts."
         )
+        lines += [f"WARNING: {w}" for w in self.mixture_warnings]
         return "\n".join(lines)
 
     def __str__(self):
@@ -517,6 +558,69 @@ def _net_lines_function(signal, elements, beam_energy):
         return N, sig
 
     return net_lines
+
+
+# a component is flagged as a probable mixture when at least this fraction of its
+# purest pixels' counts can be given to the components it co-occurs with while every
+# element line stays non-negative (seed-like map: wires 0.29-0.33, substrate 0.01-0.03)
+MIXTURE_FRACTION = 0.1
+
+
+def mixture_fractions(unmixing, net_lines) -> np.ndarray:
+    """How much of each component spectrum could be its neighbours' (0 = pure).
+
+    The purest pixels of a phase narrower than the interaction volume hold its
+    neighbours' signal. With net line intensities, the largest fraction ``α`` of a
+    component's counts attributable to the components it co-occurs with (weighted by
+    the full-resolution maps) while every line stays non-negative is
+    :func:`hyperspy_nanoml.eds.unmix.extend_components`'s extension, computed here
+    without applying it. ``α ≥`` :data:`MIXTURE_FRACTION` means the spectrum still
+    holds every line its neighbours carry, in at least that proportion: either the
+    phase contains all their elements, or no pixel is pure and the spectrum is a
+    mixture (then ``extend=True`` gives the phase, assuming it lacks one of its
+    neighbours' elements).
+
+    Parameters
+    ----------
+    unmixing : hyperspy_nanoml.eds.unmix.Unmixing
+    net_lines : callable
+        ``spectra (k, m) counts -> (N, sigma)`` net line intensities (k, f).
+
+    Returns
+    -------
+    numpy.ndarray (k,)
+
+    Example
+    -------
+    >>> alpha = mixture_fractions(result.unmixing, net_lines)  # doctest: +SKIP
+    """
+    from hyperspy_nanoml.eds.unmix import extend_components
+
+    S = np.asarray(unmixing.spectra, dtype=np.float64)
+    k = S.shape[0]
+    if k < 2:
+        return np.zeros(k)
+    A = np.clip(np.asarray(unmixing.maps, dtype=np.float64), 0.0, None)
+    mixing = A.T @ A  # co-occurrence of the components over the pixels
+    unit = S / np.maximum(S.sum(axis=1, keepdims=True), 1e-300)
+    return extend_components(unit, mixing, unmixing.counts, net_lines)[1]
+
+
+def _mixture_warnings(alpha, elements_of) -> list:
+    out = []
+    for j, a in enumerate(alpha):
+        if a < MIXTURE_FRACTION:
+            continue
+        others = [i for i in range(len(alpha)) if i != j]
+        out.append(
+            f"component {j} is probably a mixture: its spectrum still holds every element "
+            f"line of component(s) {', '.join(map(str, others))} "
+            f"({', '.join(elements_of(others))}); up to {a:.0%} of its purest pixels' "
+            "counts can be theirs, so no pixel is shown to be more than "
+            f"{1 - a:.0%} pure and its composition is biased toward its neighbours. If the "
+            "phase lacks an element of its neighbours, rerun with extend=True."
+        )
+    return out
 
 
 def _maps_signal(signal, maps, nav_shape):
@@ -771,6 +875,11 @@ def bss_quantify(
     else:
         res = unmix(X, n_components, nav_shape=nav_shape, **kwargs)
 
+    # ---- is a component (without the extension) still a mixture of its neighbours?
+    mixture = np.zeros(res.n_components)
+    if not extend and res.n_components > 1:
+        mixture = mixture_fractions(res, _net_lines_function(signal, elements, e0))
+
     # ---- quantify every component spectrum with its dose
     from hyperspy_nanoml.eds.quantify import quantify
 
@@ -800,6 +909,7 @@ def bss_quantify(
         "n_restarts": int(n_restarts),
         "extend": bool(extend),
         "extension": [float(v) for v in res.extension],
+        "mixture_fraction": [float(v) for v in mixture],
         "target_counts": float(target_counts),
         "bin_factor": int(res.bin_factor),
         "beam_energy_keV": e0,
@@ -816,6 +926,19 @@ def bss_quantify(
         v = getattr(q, name)
         return {str(k): float(x) for k, x in dict(v).items()}
 
+    def elements_of(components):
+        found = set()
+        for i in components:
+            found |= {e for e, v in quants[i].atomic_percent.items() if v >= 1.0}
+        return sorted(found)
+
+    warn_text = _mixture_warnings(mixture, elements_of)
+    if warn_text:
+        import warnings
+
+        for w in warn_text:
+            warnings.warn(w, UserWarning, stacklevel=2)
+
     return BSSQuantification(
         maps=maps,
         spectra=spectra,
@@ -828,4 +951,5 @@ def bss_quantify(
         unmixing=res,
         parameters=params,
         identification=identification,
+        mixture_warnings=warn_text,
     )

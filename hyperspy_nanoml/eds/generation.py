@@ -18,11 +18,11 @@ electrons into a detector of solid angle Omega and efficiency eps(E) (e.g. Golds
   and 1 + I_f/I_p its Reed characteristic fluorescence factor.
 
 The continuum is Castellano et al.'s bremsstrahlung (Spectrochim. Acta B 59, 313 (2004)),
-averaged over the atoms with their atomic fractions,
+with the mass-fraction-weighted mean atomic number Z = sum_i c_i Z_i of a compound
+(:func:`mean_atomic_number`; as in Kramers' law and Castellano et al.),
 
-    N(E) = K sum_i x_i sqrt(Z_i) (E0 - E)/E [-73.90 - 1.2446 E + 36.502 ln Z_i
-                                              + 148.5 E0^0.1293 / Z_i]
-           x [1 + (-0.006624 + 0.0002906 E0) Z_i / E]   photons / (electron sr keV),
+    N(E) = K sqrt(Z) (E0 - E)/E [-73.90 - 1.2446 E + 36.502 ln Z + 148.5 E0^0.1293 / Z]
+           x [1 + (-0.006624 + 0.0002906 E0) Z / E]   photons / (electron sr keV),
 
 absorbed in the specimen like radiation generated over Philibert's depth distribution
 (J. Philibert, 1963; Heinrich's Lenard coefficient sigma = 4.5e5/(E0^1.65 - E^1.65),
@@ -61,6 +61,7 @@ __all__ = [
     "line_intensities",
     "family_intensities",
     "continuum",
+    "mean_atomic_number",
     "electrons",
     "CONTINUUM_SCALE",
 ]
@@ -348,6 +349,27 @@ def _castellano(z: np.ndarray, e: np.ndarray, e0: float) -> np.ndarray:
     return np.where((e > 0) & (e < e0), np.maximum(val, 0.0), 0.0)
 
 
+def mean_atomic_number(composition_wt: Mapping[str, float]) -> float:
+    """Mass-fraction-weighted mean atomic number ``Z̄ = Σ c_i Z_i`` (normalised).
+
+    The ``Z`` of Kramers' law and of Castellano et al.'s continuum for a compound
+    (Castellano, Osán & Trincavelli, Spectrochim. Acta B 59, 313 (2004); Trincavelli &
+    Castellano, X-Ray Spectrom. 33 (2004)): mass fractions, not atomic fractions.
+    Measured on the ADM-6005a spectra (20 kV, continuum at 2.1-2.8 and 13.5-16.5 keV
+    relative to pure Al, Si, Ti, Fe, Zn, Ge): the atomic-fraction mean under-predicts
+    the glass by 46 %, CaF2 by 30-37 % and SiO2 by 14-19 %; this mean is within 7 %.
+
+    Example
+    -------
+    >>> round(mean_atomic_number({"Si": 0.4674, "O": 0.5326}), 2)
+    10.8
+    """
+    total = float(sum(composition_wt.values()))
+    return sum(w * float(xd.atomic_number(el)) for el, w in composition_wt.items()) / max(
+        total, 1e-300
+    )
+
+
 def continuum(
     composition_wt: Mapping[str, float] | str,
     beam_energy: float,
@@ -411,11 +433,7 @@ def continuum(
         channel_width = float(steps[0])
     total = sum(comp.values())
     wt = {el: w / total for el, w in comp.items()}
-    at = xd.mass_to_atomic_fractions(wt)
-    gen = np.zeros(e.shape)
-    for el, x in at.items():
-        gen = gen + x * _castellano(float(xd.atomic_number(el)), e, e0)
-    gen = CONTINUUM_SCALE * gen
+    gen = CONTINUUM_SCALE * _castellano(mean_atomic_number(wt), e, e0)
     if absorption:
         gen = gen * _philibert(wt, e, e0, toa)
     counts = (

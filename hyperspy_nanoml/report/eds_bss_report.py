@@ -232,6 +232,17 @@ def _page_table(result, colours):
                 :600
             ]
         )
+    warn = list(getattr(result, "mixture_warnings", []) or [])
+    if warn:
+        fig.text(
+            0.03,
+            0.155,
+            "\n".join("WARNING: " + w for w in warn),
+            fontsize=8,
+            color="darkred",
+            wrap=True,
+            va="bottom",
+        )
     fig.text(0.03, 0.03, text, fontsize=8, wrap=True, va="bottom")
     fig.suptitle("composition of each component (at.% and wt.%, ± 1σ)", fontsize=12)
     return fig
