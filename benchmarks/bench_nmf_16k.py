@@ -38,6 +38,8 @@ import warnings
 import numpy as np
 from _common import PeakRSS
 
+from hyperspy_nanoml.learn.decomposition import nmf_result
+
 
 def matched(A, B):
     from scipy.optimize import linear_sum_assignment
@@ -111,9 +113,10 @@ def main(quick=False):
 
     def ours(signal, label, n_components=k, **kw):
         with PeakRSS() as run:
-            res = signal.nmf_decomposition(
+            signal.nmf_decomposition(
                 n_components, signal_mask=mask, random_state=0, print_info=False, **kw
             )
+            res = nmf_result(signal)
         lr = signal.learning_results
         passes = signal.metadata.Processing.nmf_decomposition.passes_over_data
         rows.append(

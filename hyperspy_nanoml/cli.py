@@ -46,10 +46,26 @@ def _add_local_fft_options(parser):
     parser.add_argument("--no-tiff", action="store_true", help="do not write the TIFFs")
     parser.add_argument("--no-hspy", action="store_true", help="do not write the .hspy")
     parser.add_argument(
+        "--hspy-spectra",
+        action="store_true",
+        help="keep the 4-D local spectra in the .hspy (~50 MB per 2048 x 1536 image); "
+        "default: decomposition, axes and parameters only (a few MB, re-opens and "
+        "re-reports)",
+    )
+    parser.add_argument(
+        "--features",
+        default="spectrum",
+        choices=("spectrum", "texture"),
+        help="spectrum: NMF of the local spectra chooses the number and the regions "
+        "(default, the published method); texture: texture regions for photographed "
+        "/ stochastic natural textures (log-polar features, Gaussian mixture)",
+    )
+    parser.add_argument(
         "--tiff-downsample",
         type=int,
         default=None,
-        help="loadings TIFF: one value per n x n pixels (default: long side <= 1024 px)",
+        help="loadings TIFF: one value per n x n pixels (default: step / 8, at least "
+        "what keeps the long side <= 1024 px; the loadings are only known every step)",
     )
 
 
@@ -76,15 +92,18 @@ def run_local_fft(image, stem, args):
         scaling=args.scaling,
         n_components=_n_components(args.n_components),
         random_state=args.random_state,
-        show_progressbar=False,
+        # one bar per image on a terminal, erased when done (the outcome line
+        # follows it); none in logs and pipes
+        show_progressbar=sys.stderr.isatty(),
         data_bar=getattr(args, "data_bar", "auto"),
+        features=getattr(args, "features", "spectrum"),
     )
     from hyperspy_nanoml.report.local_fft_outputs import write_local_fft_outputs
 
     H, W = result.metadata.LocalFFT.image_shape
     downsample = getattr(args, "tiff_downsample", None)
-    if downsample is None:  # loadings TIFF at most ~1024 px on its long side
-        downsample = max(1, -(-max(H, W) // 1024))
+    if downsample is None:  # the loadings are known every `step` px: step / 8 is ample
+        downsample = max(1, -(-max(H, W) // 1024), args.step // 8)
     outputs = write_local_fft_outputs(
         result,
         Path(stem),
@@ -92,6 +111,7 @@ def run_local_fft(image, stem, args):
         tiff=not getattr(args, "no_tiff", False),
         hspy=not getattr(args, "no_hspy", False),
         tiff_downsample=downsample,
+        hspy_spectra=getattr(args, "hspy_spectra", False),
     )
     return result, outputs
 
@@ -162,8 +182,12 @@ def cmd_local_fft(args):
                 failures += 1
                 continue
             k = result.learning_results.output_dimension
+            regions = result.texture_regions()
+            found = f"{k} components" + (
+                f", {regions.n_regions} texture regions" if regions is not None else ""
+            )
             print(
-                f"[{n}/{len(paths)}] {path}{suffix}: {k} components "
+                f"[{n}/{len(paths)}] {path}{suffix}: {found} "
                 f"({time.perf_counter() - t0:.1f} s) ->"
             )
             for w in caught:
@@ -200,7 +224,7 @@ def cmd_demo(args):
 
     out = Path(args.out or "nanoml_demo")
     out.mkdir(parents=True, exist_ok=True)
-    textures = ("horizontal_lines", "oblique_lines", "particles", "grain")
+    textures = ("vertical_lines", "oblique_lines", "particles", "grain")
     data, regions = make_textured_image((1536, 2048), textures, noise=0.5, random_state=0)
     image = hs.signals.Signal2D(data)
     for axis in image.axes_manager.signal_axes:
@@ -238,6 +262,33 @@ def _free_stem(folder, stem, suffixes):
         if not any(Path(f"{cand}{sfx}").exists() for sfx in suffixes):
             return cand
         i += 1
+
+
+def _run_batch(files, desc, out, process, *, exists=Path.is_file, hint=None):
+    """Run ``process(path, folder)`` on every input; one failed file never stops the batch.
+
+    ``folder`` is ``out`` (created first) or the file's own folder. A missing input, or a
+    ValueError / TypeError / OSError from ``process``, is reported on stderr (followed by
+    ``hint(error)`` when given) and counted. Returns the exit status: 1 after any failure.
+    """
+    from hyperspy_nanoml._progress import progressbar
+
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    for path in progressbar(files, desc=desc, show_progressbar=True):
+        path = Path(path)
+        if not exists(path):
+            print(f"nanoml: {path}: no such file", file=sys.stderr)
+            failures += 1
+            continue
+        try:
+            process(path, out if out is not None else path.parent)
+        except (ValueError, TypeError, OSError) as error:
+            extra = hint(error) if hint is not None else ""
+            print(f"nanoml: {path}: {error}{extra}", file=sys.stderr)
+            failures += 1
+    return 1 if failures else 0
 
 
 def _load_eds_maps(path, lazy):
@@ -282,11 +333,8 @@ def _standards_from(folder):
 
 
 def cmd_eds_quant(args):
-    from hyperspy_nanoml._progress import progressbar
     from hyperspy_nanoml.eds.bss_quantify import bss_quantify
 
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
     elements = None
     if args.elements:
         elements = [
@@ -294,152 +342,118 @@ def cmd_eds_quant(args):
         ]
     standards = _standards_from(args.standards) if args.standards else None
     suffixes = ("_bss.pdf", "_bss_maps.csv", "_bss_spectra.csv", "_bss_table.csv")
-    failures = 0
-    for path in progressbar(args.files, desc="spectrum images", show_progressbar=True):
-        path = Path(path)
-        if not path.is_file():
-            print(f"nanoml: {path}: no such file", file=sys.stderr)
-            failures += 1
-            continue
-        folder = args.out if args.out is not None else path.parent
-        try:
-            maps = _load_eds_maps(path, lazy=True)
-            for i, s in enumerate(maps):
-                result = bss_quantify(
-                    s,
-                    n_components=_n_components(args.n_components),
-                    standards=standards,
-                    elements=elements,
-                    random_state=args.random_state,
-                    show_progressbar=True,
-                )
-                name = path.stem + (f"_{i}" if len(maps) > 1 else "")
-                stem = _free_stem(folder, name, suffixes)
-                outputs = [result.save_report(f"{stem}_bss.pdf")]
-                outputs += result.export(f"{stem}_bss")
-                print(result)
-                for o in outputs:
-                    print(f"    {o}")
-        except (ValueError, TypeError, OSError) as error:
-            print(f"nanoml: {path}: {error}", file=sys.stderr)
-            failures += 1
-    return 1 if failures else 0
+
+    def one_file(path, folder):
+        maps = _load_eds_maps(path, lazy=True)
+        for i, s in enumerate(maps):
+            result = bss_quantify(
+                s,
+                n_components=_n_components(args.n_components),
+                standards=standards,
+                elements=elements,
+                random_state=args.random_state,
+                show_progressbar=True,
+            )
+            name = path.stem + (f"_{i}" if len(maps) > 1 else "")
+            stem = _free_stem(folder, name, suffixes)
+            outputs = [result.save_report(f"{stem}_bss.pdf")]
+            outputs += result.export(f"{stem}_bss")
+            print(result)
+            for o in outputs:
+                print(f"    {o}")
+
+    return _run_batch(args.files, "spectrum images", args.out, one_file)
 
 
 def cmd_sped(args):
     """Phase maps of SPED/4D-STEM files: maps, patterns, report, ``.zspy`` result."""
     import warnings
 
-    from hyperspy_nanoml._progress import progressbar
     from hyperspy_nanoml.diffraction.calibration import phase_results
     from hyperspy_nanoml.diffraction.workflow import sped_phase_map
 
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
     suffixes = ("_sped.pdf", "_sped.zspy", "_sped_maps.hspy", "_sped_patterns.hspy")
-    failures = 0
-    for path in progressbar(args.files, desc="SPED files", show_progressbar=True):
-        path = Path(path)
-        if not path.exists():
-            print(f"nanoml: {path}: no such file", file=sys.stderr)
-            failures += 1
-            continue
-        folder = args.out if args.out is not None else path.parent
+
+    def one_file(path, folder):
         stem = _free_stem(folder, path.stem, suffixes)  # never overwrite
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", RuntimeWarning)
-                result = sped_phase_map(
-                    path,
-                    _n_components(args.n_components),
-                    random_state=args.random_state,
-                    report=f"{stem}_sped.pdf",
-                    n_restarts=args.n_restarts,
-                    show_progressbar=True,
-                )
-            for w in caught:
-                print(f"nanoml: {path}: {w.message}", file=sys.stderr)
-            patterns, maps = phase_results(result)
-            outputs = []
-            record = result.metadata.Processing.sped_phase_map
-            if record.has_item("report"):
-                outputs.append(Path(record.report))
-            for s, name in ((maps, "maps"), (patterns, "patterns")):
-                target = Path(f"{stem}_sped_{name}.hspy")
-                s.save(target, overwrite=False)
-                outputs.append(target)
-            target = Path(f"{stem}_sped.zspy")
-            result.save(target, overwrite=False)
-            outputs.append(target)
-            vacuum = record.get_item("vacuum_patterns", 0)
-            print(
-                f"{path}: {record.n_components} phases ({record.n_components_choice}); "
-                f"{vacuum} vacuum pattern(s) excluded ->"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            result = sped_phase_map(
+                path,
+                _n_components(args.n_components),
+                random_state=args.random_state,
+                report=f"{stem}_sped.pdf",
+                n_restarts=args.n_restarts,
+                show_progressbar=True,
             )
-            for o in outputs:
-                print(f"    {o}")
-        except (ValueError, TypeError, OSError) as error:
-            print(f"nanoml: {path}: {error}", file=sys.stderr)
-            failures += 1
-    return 1 if failures else 0
+        for w in caught:
+            print(f"nanoml: {path}: {w.message}", file=sys.stderr)
+        patterns, maps = phase_results(result)
+        outputs = []
+        record = result.metadata.Processing.sped_phase_map
+        if record.has_item("report"):
+            outputs.append(Path(record.report))
+        for s, name in ((maps, "maps"), (patterns, "patterns")):
+            target = Path(f"{stem}_sped_{name}.hspy")
+            s.save(target, overwrite=False)
+            outputs.append(target)
+        target = Path(f"{stem}_sped.zspy")
+        result.save(target, overwrite=False)
+        outputs.append(target)
+        vacuum = record.get_item("vacuum_patterns", 0)
+        print(
+            f"{path}: {record.n_components} phases ({record.n_components_choice}); "
+            f"{vacuum} vacuum pattern(s) excluded ->"
+        )
+        for o in outputs:
+            print(f"    {o}")
+
+    # a .zspy result is a folder
+    return _run_batch(args.files, "SPED files", args.out, one_file, exists=Path.exists)
 
 
 def cmd_cafm_cluster(args):
     """Cluster the I-V curves of C-AFM maps; write the report and the CSV tables."""
-    from hyperspy_nanoml._progress import progressbar
     from hyperspy_nanoml.cafm.cluster import kmeans_cluster
     from hyperspy_nanoml.cafm.io import load
 
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
     n_clusters = _n_components(args.n_clusters)
     suffixes = ("_clusters.pdf", "_clusters_physics.csv", "_clusters_labels.csv")
-    failures = 0
-    for path in progressbar(args.files, desc="I-V maps", show_progressbar=True):
-        path = Path(path)
-        if not path.is_file():
-            print(f"nanoml: {path}: no such file", file=sys.stderr)
-            failures += 1
-            continue
-        folder = args.out if args.out is not None else path.parent
+
+    def one_file(path, folder):
         stem = _free_stem(folder, path.stem, suffixes)  # never overwrite
-        try:
-            signal = load(path, channel=args.channel, lazy=args.lazy)
-            result = kmeans_cluster(
-                signal,
-                n_clusters=n_clusters,
-                scaling=args.scaling,
-                random_state=args.random_state,
-                invalid="exclude" if args.exclude_invalid else "raise",
-                temperature=args.temperature,
-                contact_area=args.contact_area,
-                richardson=args.richardson,
-                map_bias=args.bias,
-                show_progressbar=True,
-            )
-            outputs = [
-                result.save_report(f"{stem}_clusters.pdf"),
-                result.to_csv(f"{stem}_clusters_physics.csv"),
-                result.labels_to_csv(f"{stem}_clusters_labels.csv"),
-            ]
-            why = result.choice.reason if result.choice is not None else "given"
-            sizes = ", ".join(str(int(c)) for c in result.counts)
-            print(
-                f"{path}: {result.n_clusters} clusters (curves per cluster: {sizes}); {why}"
-            )
-            for note in result.notes:
-                print(f"    note: {note}")
-            for o in outputs:
-                print(f"    {o}")
-        except (ValueError, TypeError, OSError) as error:
-            hint = (
-                " (on the command line: --exclude-invalid)"
-                if "invalid=" in str(error)
-                else ""
-            )
-            print(f"nanoml: {path}: {error}{hint}", file=sys.stderr)
-            failures += 1
-    return 1 if failures else 0
+        signal = load(path, channel=args.channel, lazy=args.lazy)
+        result = kmeans_cluster(
+            signal,
+            n_clusters=n_clusters,
+            scaling=args.scaling,
+            random_state=args.random_state,
+            invalid="exclude" if args.exclude_invalid else "raise",
+            temperature=args.temperature,
+            contact_area=args.contact_area,
+            richardson=args.richardson,
+            map_bias=args.bias,
+            show_progressbar=True,
+        )
+        outputs = [
+            result.save_report(f"{stem}_clusters.pdf"),
+            result.to_csv(f"{stem}_clusters_physics.csv"),
+            result.labels_to_csv(f"{stem}_clusters_labels.csv"),
+        ]
+        why = result.choice.reason if result.choice is not None else "given"
+        sizes = ", ".join(str(int(c)) for c in result.counts)
+        print(f"{path}: {result.n_clusters} clusters (curves per cluster: {sizes}); {why}")
+        for note in result.notes:
+            print(f"    note: {note}")
+        for o in outputs:
+            print(f"    {o}")
+
+    def hint(error):
+        return (
+            " (on the command line: --exclude-invalid)" if "invalid=" in str(error) else ""
+        )
+
+    return _run_batch(args.files, "I-V maps", args.out, one_file, hint=hint)
 
 
 def main(argv=None):

@@ -23,7 +23,7 @@ def test_demo_writes_every_output(tmp_path, capsys):
 
 def test_local_fft_on_files(tmp_path, capsys):
     data, _ = make_textured_image(
-        (640, 640), ("horizontal_lines", "particles"), random_state=0
+        (640, 640), ("vertical_lines", "particles"), random_state=0
     )
     s = hs.signals.Signal2D(data)
     for ax in s.axes_manager.signal_axes:

@@ -14,11 +14,16 @@ is given by the caller:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
-from hyperspy_nanoml.cafm.axes import axis_dict, iv_signal_dict, length_units
+from hyperspy_nanoml.cafm.axes import (
+    axis_dict,
+    existing_file,
+    iv_signal_dict,
+    lazy_curves,
+    length_units,
+)
 
 _LENGTH_IN_M = {"m": 1.0, "mm": 1e-3, "µm": 1e-6, "um": 1e-6, "nm": 1e-9, "pm": 1e-12}
 
@@ -98,7 +103,7 @@ def iv_dict_from_array(
     else:
         arr = np.array(data, dtype=np.float32, copy=True)
         if lazy:
-            arr = da.from_array(arr, chunks=("auto",) * max(arr.ndim - 1, 0) + (-1,))
+            arr = lazy_curves(arr)
     if arr.ndim not in (1, 2, 3):
         raise ValueError(
             f"data must have 1 to 3 dimensions ((ny, nx, n_points), (n_curves, n_points) "
@@ -140,9 +145,7 @@ def read_npy(path: str | os.PathLike, *, bias, lazy: bool = False, **axes) -> di
     -------
     dict
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = existing_file(path)
     if bias is None:
         raise ValueError(f"{path.name}: a .npy file has no bias axis; give bias=... (V)")
     try:
@@ -150,9 +153,7 @@ def read_npy(path: str | os.PathLike, *, bias, lazy: bool = False, **axes) -> di
     except ValueError as err:
         raise ValueError(f"{path} is not a readable .npy array ({err})") from None
     if lazy:
-        import dask.array as da
-
-        arr = da.from_array(arr, chunks=("auto",) * max(arr.ndim - 1, 0) + (-1,))
+        arr = lazy_curves(arr)
     result = iv_dict_from_array(
         arr, bias, title=path.stem, reader="hyperspy_nanoml.cafm.arrays (npy)", **axes
     )
@@ -191,9 +192,7 @@ def read_csv(
     -------
     dict
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = existing_file(path)
     if bias is None:
         raise ValueError(
             f"{path.name}: a CSV file has no bias axis; give bias=... (V) or "

@@ -10,6 +10,8 @@ that HyperSpy's ``file_reader`` protocol expects (``data``, ``axes``,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 # metres -> (factor, unit) for display of scan axes
@@ -140,22 +142,67 @@ def scan_axes_m(
     factor, unit = length_units(extent)
     return [
         axis_dict(
-            name=names[0],
+            name=name,
             units=unit,
-            size=ny,
-            offset=offset_m[0] * factor,
-            scale=step_m[0] * factor,
+            size=size,
+            offset=offset * factor,
+            scale=step * factor,
             navigate=True,
-        ),
-        axis_dict(
-            name=names[1],
-            units=unit,
-            size=nx,
-            offset=offset_m[1] * factor,
-            scale=step_m[1] * factor,
-            navigate=True,
-        ),
+        )
+        for name, size, offset, step in zip(names, shape, offset_m, step_m)
     ]
+
+
+def existing_file(path) -> Path:
+    """The path of a file a reader is asked to open, checked to exist.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` is not an existing file ("no such file: <path>").
+
+    Examples
+    --------
+    >>> existing_file(__file__).suffix
+    '.py'
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    return path
+
+
+def lazy_curves(data):
+    """A dask array over ``data`` whose chunks hold whole curves.
+
+    Parameters
+    ----------
+    data : array-like (numpy array or memory map), shape ``nav_shape + (n_points,)``
+        Not copied.
+
+    Returns
+    -------
+    dask.array.Array
+        Chunked "auto" along the navigation axes, the bias (last) axis in one chunk.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lazy_curves(np.zeros((4, 5, 101))).chunks[-1]
+    (101,)
+    """
+    import dask.array as da
+
+    return da.from_array(data, chunks=("auto",) * max(data.ndim - 1, 0) + (-1,))
 
 
 def monotonic_bias(bias) -> tuple[np.ndarray, bool]:

@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 
-from hyperspy_nanoml.cafm.axes import iv_signal_dict, scan_axes_m
+from hyperspy_nanoml.cafm.axes import (
+    axis_dict,
+    existing_file,
+    iv_signal_dict,
+    scan_axes_m,
+)
 
 _BRICK_KEY = re.compile(r"^/brick/(\d+)$")
 
@@ -121,22 +125,18 @@ def brick_to_dict(brick, *, title: str = "", lazy: bool = False, metadata=None) 
         nav = scan_axes_m((yres, xres), (yreal / yres, xreal / xres), (yoff, xoff))
     else:
         nav = [
-            {
-                "name": "y",
-                "units": unit_xy or "px",
-                "size": yres,
-                "offset": yoff,
-                "scale": yreal / yres,
-                "navigate": True,
-            },
-            {
-                "name": "x",
-                "units": unit_xy or "px",
-                "size": xres,
-                "offset": xoff,
-                "scale": xreal / xres,
-                "navigate": True,
-            },
+            axis_dict(
+                name=name,
+                units=unit_xy or "px",
+                size=size,
+                offset=offset,
+                scale=real / size,
+                navigate=True,
+            )
+            for name, size, offset, real in (
+                ("y", yres, yoff, yreal),
+                ("x", xres, xoff, xreal),
+            )
         ]
     if lazy:
         import dask.array as da
@@ -190,9 +190,7 @@ def read_gwy(
     """
     import gwyfile
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = existing_file(path)
     with open(path, "rb") as f:
         magic = f.read(4)
     if magic != b"GWYP":

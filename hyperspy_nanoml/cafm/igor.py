@@ -28,11 +28,15 @@ Reference: WaveMetrics Technical Note 003, "Igor Binary Format" (version 5).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
-from hyperspy_nanoml.cafm.axes import axis_dict, iv_signal_dict, length_units
+from hyperspy_nanoml.cafm.axes import (
+    axis_dict,
+    existing_file,
+    iv_signal_dict,
+    length_units,
+)
 
 
 def _text(value) -> str:
@@ -271,9 +275,7 @@ def read_ibw(path: str | os.PathLike, channel=None, *, lazy: bool = False) -> di
     """
     from igor2 import binarywave
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = existing_file(path)
     try:
         wave = binarywave.load(str(path))["wave"]
     except Exception as err:  # igor2 raises assorted errors on foreign files

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from hyperspy_nanoml.cafm import arrays, gwyddion, igor, nanonis, nsid
 from hyperspy_nanoml.cafm.arrays import iv_dict_from_array
+from hyperspy_nanoml.cafm.axes import lazy_curves
 
 # reader objects for hs.load(path, file_format=...)
 nanonis_3ds = nanonis
@@ -79,9 +80,7 @@ def signal_from_dict(signal_dict: dict, lazy: bool = False):
     data = signal_dict["data"]
     is_dask = type(data).__module__.startswith("dask")
     if lazy and not is_dask:
-        import dask.array as da
-
-        data = da.from_array(data, chunks=("auto",) * max(data.ndim - 1, 0) + (-1,))
+        data = lazy_curves(data)
     cls = LazyIVCurveSignal if (lazy or is_dask) else IVCurveSignal
     kwargs = dict(signal_dict)
     kwargs["data"] = data

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hyperspy_nanoml.cafm.axes import iv_signal_dict, scan_axes_m
+from hyperspy_nanoml.cafm.axes import existing_file, iv_signal_dict, scan_axes_m
 
 HEADER_END = b":HEADER_END:"
 MAX_HEADER_BYTES = 1 << 20  # a Nanonis header is a few kB
@@ -80,9 +80,7 @@ def read_3ds_header(path: str | os.PathLike) -> tuple[dict, int]:
     >>> header["Grid dim"]  # doctest: +SKIP
     '30 x 30'
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = existing_file(path)
     with open(path, "rb") as f:
         head = f.read(MAX_HEADER_BYTES)
     end = head.find(HEADER_END)

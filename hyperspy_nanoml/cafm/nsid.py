@@ -30,11 +30,15 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-from hyperspy_nanoml.cafm.axes import axis_dict, iv_signal_dict, length_units
+from hyperspy_nanoml.cafm.axes import (
+    axis_dict,
+    existing_file,
+    iv_signal_dict,
+    length_units,
+)
 
 
 def _text(value) -> str:
@@ -271,9 +275,7 @@ def read_hdf5(
     """
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    path = existing_file(path)
     try:
         h5 = h5py.File(path, "r")
     except OSError as err:

@@ -318,6 +318,20 @@ def _forward_points(b, c, min_current):
     return b[keep], c[keep]
 
 
+def _forward_curve(bias, current, min_current, method):
+    """One curve's forward points (bias > 0, current > the threshold) and the threshold.
+
+    ``min_current`` None: 10 x the curve's white-noise level.
+    """
+    b, c = _as_curves(bias, current)
+    if c.ndim != 1:
+        raise ValueError(f"{method} takes one curve (1-D current)")
+    if min_current is None:
+        min_current = 10.0 * float(estimate_current_noise(c))
+    v, i = _forward_points(b, c, max(float(min_current), 0.0))
+    return v, i, min_current
+
+
 def cheung_estimate(
     bias,
     current,
@@ -373,13 +387,8 @@ def cheung_estimate(
     >>> round(cheung_estimate(v, i, min_current=1e-10).ideality, 1)  # doctest: +SKIP
     1.2
     """
-    b, c = _as_curves(bias, current)
-    if c.ndim != 1:
-        raise ValueError("cheung_estimate takes one curve (1-D current)")
+    v, i, min_current = _forward_curve(bias, current, min_current, "cheung_estimate")
     vt = thermal_voltage(temperature)
-    if min_current is None:
-        min_current = 10.0 * float(estimate_current_noise(c))
-    v, i = _forward_points(b, c, max(float(min_current), 0.0))
     if v.size < 4:
         raise ValueError(
             f"too few forward points for the Cheung estimate: {v.size} with bias > 0 and "
@@ -489,15 +498,10 @@ def norde_estimate(
     >>> i = thermionic_current(v, 1e-12, 1.0, 1e7)
     >>> est = norde_estimate(v, i, area=1e-14, richardson=9.6e4)  # doctest: +SKIP
     """
-    b, c = _as_curves(bias, current)
-    if c.ndim != 1:
-        raise ValueError("norde_estimate takes one curve (1-D current)")
+    v, i, min_current = _forward_curve(bias, current, min_current, "norde_estimate")
     if not gamma > ideality:
         raise ValueError(f"gamma ({gamma}) must exceed the ideality factor ({ideality})")
     vt = thermal_voltage(temperature)
-    if min_current is None:
-        min_current = 10.0 * float(estimate_current_noise(c))
-    v, i = _forward_points(b, c, max(float(min_current), 0.0))
     if v.size < 5:
         raise ValueError(
             f"too few forward points for the Norde estimate: {v.size} above "

@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.special import ndtr
 
+from hyperspy_nanoml._validation import resolve_random_state
 from hyperspy_nanoml.eds import xray_data as xd
 from hyperspy_nanoml.eds.detector import Detector
 from hyperspy_nanoml.eds.generation import continuum, family_intensities, line_intensities
@@ -56,24 +57,19 @@ _CHUNK_BYTES = 64 * 2**20  # lazy blocks of scan rows, ~64 MB of float32
 
 
 def _seed(random_state) -> int:
-    if isinstance(random_state, (bool, np.bool_)):
-        raise TypeError(
-            f"random_state={random_state!r} is ambiguous: give an integer seed, None or a "
-            "numpy Generator"
-        )
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
-    if isinstance(random_state, (int, np.integer)):
-        if not 0 <= int(random_state) < 2**32:
-            raise ValueError(f"random_state must be in [0, 2**32), got {random_state}")
-        return int(random_state)
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, 2**31 - 1))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, 2**31 - 1))
-    raise TypeError(
-        f"random_state must be None, an int or a numpy Generator, got {type(random_state).__name__}"
-    )
+    """The integer seed of ``random_state`` (a numpy RandomState gives one it draws)."""
+    rng, seed = resolve_random_state(random_state)
+    return int(rng.randint(0, 2**31 - 1)) if seed is None else seed
+
+
+def _acquisition(beam_energy, takeoff_angle, live_time, probe_current) -> dict:
+    """The acquisition parameters as floats, in the order the records list them."""
+    return {
+        "beam_energy": float(beam_energy),
+        "takeoff_angle": float(takeoff_angle),
+        "live_time": float(live_time),
+        "probe_current": float(probe_current),
+    }
 
 
 def _positive(value, name, unit, allow_zero=False):
@@ -170,7 +166,16 @@ def expected_spectrum(
 
 
 def _make_signal(
-    data, energy_offset, scale, det, e0, takeoff, live_time, current, line_counts
+    data,
+    energy_offset,
+    scale,
+    det,
+    line_counts,
+    *,
+    beam_energy,
+    takeoff_angle,
+    live_time,
+    probe_current,
 ):
     import exspy
 
@@ -186,15 +191,15 @@ def _make_signal(
         float(scale),
     )
     s.set_microscope_parameters(
-        beam_energy=e0,
+        beam_energy=beam_energy,
         live_time=live_time,
         tilt_stage=0.0,
         azimuth_angle=det.azimuth_angle,
-        elevation_angle=takeoff,
+        elevation_angle=takeoff_angle,
         energy_resolution_MnKa=det.fwhm_mn_ka,
     )
-    s.metadata.set_item("Acquisition_instrument.SEM.beam_current", float(current))
-    det.replace(elevation_angle=takeoff).write_metadata(s)
+    s.metadata.set_item("Acquisition_instrument.SEM.beam_current", float(probe_current))
+    det.replace(elevation_angle=takeoff_angle).write_metadata(s)
     s.metadata.set_item("Signal.quantity", "X-rays (Counts)")
     # the elements that emit lines (H, He, Li have none in the tables)
     emitting = sorted({line.split("_")[0] for line in line_counts})
@@ -305,26 +310,14 @@ def simulate_spectrum(
         data = expected.copy()
     comp = xd.check_composition(composition_wt, "composition_wt")
     det = parts["detector"]
-    s = _make_signal(
-        data,
-        offset,
-        scale,
-        det,
-        float(beam_energy),
-        float(takeoff_angle),
-        float(live_time),
-        float(probe_current),
-        parts["line_counts"],
-    )
+    acq = _acquisition(beam_energy, takeoff_angle, live_time, probe_current)
+    s = _make_signal(data, offset, scale, det, parts["line_counts"], **acq)
     s.metadata.General.title = f"Simulated EDS spectrum ({_formula_title(comp)})"
     s.metadata.set_item(
         "Processing.simulate_spectrum",
         {
             "composition_wt": dict(comp),
-            "beam_energy": float(beam_energy),
-            "takeoff_angle": float(takeoff_angle),
-            "live_time": float(live_time),
-            "probe_current": float(probe_current),
+            **acq,
             "noise": bool(noise),
             "random_state": seed,
             "generator_version": _GENERATOR_VERSION,
@@ -337,11 +330,8 @@ def simulate_spectrum(
         "detector": det,
         "continuum": parts["continuum"],
         "expected": expected,
-        "beam_energy": float(beam_energy),
-        "takeoff_angle": float(takeoff_angle),
-        "live_time": float(live_time),
-        "probe_current": float(probe_current),
-        "dose_nA_s": float(live_time) * float(probe_current),
+        **acq,
+        "dose_nA_s": acq["live_time"] * acq["probe_current"],
         "random_state": seed,
     }
     return s, truth
@@ -494,17 +484,8 @@ def simulate_spectrum_image(
     for counts in lines:
         for line, v in counts.items():
             all_lines[line] = all_lines.get(line, 0.0) + v
-    s = _make_signal(
-        data,
-        offset,
-        scale,
-        det,
-        float(beam_energy),
-        float(takeoff_angle),
-        float(live_time),
-        float(probe_current),
-        all_lines,
-    )
+    acq = _acquisition(beam_energy, takeoff_angle, live_time, probe_current)
+    s = _make_signal(data, offset, scale, det, all_lines, **acq)
     for ax, name in zip(s.axes_manager.navigation_axes, ("x", "y")):
         ax.name, ax.units, ax.scale, ax.offset = name, pixel_units, float(pixel_size), 0.0
     s.metadata.General.title = "Simulated EDS spectrum image"
@@ -513,10 +494,7 @@ def simulate_spectrum_image(
         {
             "compositions": [dict(xd.check_composition(c)) for c in comps],
             "phase_names": names,
-            "beam_energy": float(beam_energy),
-            "takeoff_angle": float(takeoff_angle),
-            "live_time": float(live_time),
-            "probe_current": float(probe_current),
+            **acq,
             "noise": bool(noise),
             "random_state": seed,
             "generator_version": _GENERATOR_VERSION,

@@ -39,12 +39,35 @@ def _spots(shape, period, rng):
 
 
 TEXTURES = {
-    "horizontal_lines": lambda shape, rng: _grating(shape, 9.0, 0.0, rng),
+    # a grating with its wave vector along x: the stripes run vertically
+    "vertical_lines": lambda shape, rng: _grating(shape, 9.0, 0.0, rng),
     "oblique_lines": lambda shape, rng: _grating(shape, 5.0, 60.0, rng),
     "particles": lambda shape, rng: _spots(shape, 14.0, rng),
     "grain": lambda shape, rng: _band_noise(shape, 0.08, 0.14, rng),
     "flat": lambda shape, rng: np.zeros(shape, np.float32),
 }
+
+# the earlier name of "vertical_lines" (its stripes were always vertical)
+_RENAMED = {"horizontal_lines": "vertical_lines"}
+
+
+def _texture_names(textures):
+    """Texture names with the old, misleading ``horizontal_lines`` mapped (with a
+    FutureWarning) to ``vertical_lines``."""
+    import warnings
+
+    names = []
+    for name in textures:
+        if name in _RENAMED:
+            warnings.warn(
+                f"texture {name!r} is now called {_RENAMED[name]!r} (its stripes are "
+                "vertical); the old name will be removed",
+                FutureWarning,
+                stacklevel=3,
+            )
+            name = _RENAMED[name]
+        names.append(name)
+    return tuple(names)
 
 
 def region_map(shape, n_regions, random_state=None):
@@ -70,7 +93,7 @@ def region_map(shape, n_regions, random_state=None):
 
 def make_textured_image(
     shape=(1024, 1024),
-    textures=("horizontal_lines", "oblique_lines", "particles", "grain"),
+    textures=("vertical_lines", "oblique_lines", "particles", "grain"),
     *,
     noise=0.3,
     background=100.0,
@@ -107,6 +130,7 @@ def make_textured_image(
     >>> img.shape, sorted(set(regions.ravel()))
     ((512, 512), [0, 1, 2, 3])
     """
+    textures = _texture_names(textures)
     unknown = [t for t in textures if t not in TEXTURES]
     if unknown:
         raise ValueError(f"unknown textures {unknown}; choose from {sorted(TEXTURES)}")
@@ -129,7 +153,7 @@ def _analytic_texture(name, yy, xx):
         a = np.deg2rad(angle_deg)
         return np.sin(2 * np.pi * (xx * np.cos(a) + yy * np.sin(a)) / period)
 
-    if name == "horizontal_lines":
+    if name == "vertical_lines":
         return grating(9.0, 0.0)
     if name == "oblique_lines":
         return grating(5.0, 60.0)
@@ -139,13 +163,13 @@ def _analytic_texture(name, yy, xx):
         return (s - 0.6) / 0.9  # about zero mean, unit spread
     raise ValueError(
         f"texture {name!r} cannot be generated block by block; "
-        "use horizontal_lines, oblique_lines or particles"
+        "use vertical_lines, oblique_lines or particles"
     )
 
 
 def make_lazy_textured_image(
     shape=(16384, 16384),
-    textures=("horizontal_lines", "oblique_lines", "particles"),
+    textures=("vertical_lines", "oblique_lines", "particles"),
     *,
     chunks=4096,
     noise=0.3,
@@ -162,6 +186,7 @@ def make_lazy_textured_image(
     """
     import dask.array as da
 
+    textures = _texture_names(textures)
     rng = np.random.default_rng(random_state)
     seeds = rng.uniform((0, 0), shape, size=(len(textures), 2))
     noise_seed = int(rng.integers(2**31))

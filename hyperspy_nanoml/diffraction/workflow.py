@@ -194,8 +194,9 @@ def sped_phase_map(
         nav_mask_signal = hs.signals.BaseSignal(navigation_mask).T
     info["seconds_preprocessing"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
+    fitted = _nmf_input(signal, processed, binning)
     nmf_decomposition(
-        processed,
+        fitted,
         n_components,
         normalize_poissonian_noise=normalize_poissonian_noise,
         signal_mask=sig_mask_signal,
@@ -206,6 +207,12 @@ def sped_phase_map(
         print_info=print_info,
         **nmf_kwargs,
     )
+    if fitted is not processed:  # the results belong to the returned signal
+        processed.learning_results = fitted.learning_results  # same object
+        processed.metadata.set_item(
+            "Processing.nmf_decomposition",
+            fitted.metadata.get_item("Processing.nmf_decomposition"),
+        )
     info["seconds_nmf"] = round(time.perf_counter() - started, 3)
     lr = processed.learning_results
     record = processed.metadata.get_item("Processing.nmf_decomposition", {})
@@ -244,6 +251,29 @@ def sped_phase_map(
         {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.items()},
     )
     return processed
+
+
+def _nmf_input(signal, processed, binning):
+    """The signal the NMF reads: for lazy unbinned data, the file's own blocks.
+
+    The NMF converts every slice of a block to float32 inside its passes (with the
+    masking and scaling), so giving it the raw (e.g. uint16) blocks saves, in every
+    pass, the float32 copy of each block that ``processed`` (a lazy ``astype``)
+    would make, and its rechunk. Same values, same result. Eager data, binned
+    data and float32 files are fitted as ``processed``.
+    """
+    from hyperspy_nanoml._compat import deepcopy_with_new_data
+    from hyperspy_nanoml.learn.blocks import is_lazy
+
+    raw = signal.data
+    if (
+        binning != 1
+        or not is_lazy(processed)
+        or raw.dtype == processed.data.dtype
+        or tuple(raw.shape) != tuple(processed.data.shape)
+    ):
+        return processed
+    return deepcopy_with_new_data(processed, raw)
 
 
 def _write_report(processed, report, n_restarts, seed, show_progressbar):

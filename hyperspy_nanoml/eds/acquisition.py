@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from hyperspy_nanoml.eds import xray_data
+
 __all__ = [
     "SEM",
     "beam_energy",
@@ -31,6 +33,7 @@ __all__ = [
     "dose",
     "energy_edges",
     "check_spectrum",
+    "sample_elements",
 ]
 
 SEM = "Acquisition_instrument.SEM"
@@ -61,6 +64,16 @@ def _positive(value, path, what, how):
     return v
 
 
+def _required(signal, path, what, how, alternative=""):
+    """The positive number at ``metadata.<path>``; its absence names ``how`` to set it."""
+    v = _get(signal, path)
+    if v is None:
+        raise ValueError(
+            f"{what} is not set (metadata.{path} is missing): set it with {how}{alternative}"
+        )
+    return _positive(v, path, what, how)
+
+
 def beam_energy(signal, value: float | None = None) -> float:
     """Beam energy in keV: ``value`` when given, else ``metadata.Acquisition_instrument.SEM.beam_energy``.
 
@@ -73,13 +86,9 @@ def beam_energy(signal, value: float | None = None) -> float:
     how = "s.set_microscope_parameters(beam_energy=...) (keV)"
     if value is not None:
         return _positive(value, SEM + ".beam_energy", "the beam energy", how)
-    v = _get(signal, SEM + ".beam_energy")
-    if v is None:
-        raise ValueError(
-            f"the beam energy is not set (metadata.{SEM}.beam_energy is missing): "
-            f"set it with {how} or pass beam_energy="
-        )
-    return _positive(v, SEM + ".beam_energy", "the beam energy", how)
+    return _required(
+        signal, SEM + ".beam_energy", "the beam energy", how, " or pass beam_energy="
+    )
 
 
 def takeoff_angle(signal, value: float | None = None) -> float:
@@ -120,25 +129,13 @@ def takeoff_angle(signal, value: float | None = None) -> float:
 def live_time(signal) -> float:
     """Live time in s from ``metadata.Acquisition_instrument.SEM.Detector.EDS.live_time``."""
     how = "s.set_microscope_parameters(live_time=...) (s)"
-    v = _get(signal, _EDS + ".live_time")
-    if v is None:
-        raise ValueError(
-            f"the live time is not set (metadata.{_EDS}.live_time is missing): set it with "
-            f"{how}"
-        )
-    return _positive(v, _EDS + ".live_time", "the live time", how)
+    return _required(signal, _EDS + ".live_time", "the live time", how)
 
 
 def probe_current(signal) -> float:
     """Probe current in nA from ``metadata.Acquisition_instrument.SEM.beam_current``."""
     how = f's.metadata.set_item("{SEM}.beam_current", ...) (nA)'
-    v = _get(signal, SEM + ".beam_current")
-    if v is None:
-        raise ValueError(
-            f"the probe current is not set (metadata.{SEM}.beam_current is missing): set "
-            f"it with {how}"
-        )
-    return _positive(v, SEM + ".beam_current", "the probe current", how)
+    return _required(signal, SEM + ".beam_current", "the probe current", how)
 
 
 def dose(signal, name: str = "spectrum") -> float:
@@ -214,3 +211,50 @@ def check_spectrum(signal, name: str = "spectrum") -> None:
             f"{0.5 * (e[idx] + e[idx + 1]):.3f} keV): the fit needs raw counts with "
             "Poisson statistics; do not subtract a background or offset beforehand"
         )
+
+
+def sample_elements(signal, elements=None, *, fallback=None, purpose: str = "fit") -> list:
+    """The elements to work on: ``elements``, else ``metadata.Sample.elements``, else
+    ``fallback``; as chemical symbols, in order, without repeats.
+
+    Parameters
+    ----------
+    signal : HyperSpy signal
+        Its ``metadata.Sample.elements`` is the default.
+    elements : str or sequence of str, optional
+        Symbols or names ("Fe", "iron").
+    fallback : iterable of str, optional
+        Used when neither is given (e.g. the elements of the standards).
+    purpose : str
+        What the elements are for, in the error message ("no elements to fit").
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    ValueError
+        When there are none, naming ``elements=[...]`` and ``s.add_elements([...])``.
+
+    Example
+    -------
+    >>> import numpy as np, exspy
+    >>> s = exspy.signals.EDSSEMSpectrum(np.ones(16))
+    >>> sample_elements(s, ["Fe", "Ni", "Fe"])
+    ['Fe', 'Ni']
+    """
+    if elements is None:
+        md = signal.metadata
+        if md.has_item("Sample.elements") and len(md.Sample.elements):
+            elements = list(md.Sample.elements)
+        elif fallback:
+            elements = list(fallback)
+    if elements is None or len(elements) == 0:
+        raise ValueError(
+            f"no elements to {purpose}: pass elements=[...] or set them with "
+            "s.add_elements([...]) (metadata.Sample.elements)"
+        )
+    if isinstance(elements, str):
+        elements = [elements]
+    return list(dict.fromkeys(xray_data.element_symbol(e) for e in elements))

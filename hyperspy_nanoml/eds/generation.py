@@ -68,8 +68,6 @@ __all__ = [
 
 _AVOGADRO = 6.02214076e23
 _ELEMENTARY_CHARGE = 1.602176634e-19
-_FAMILY_SHELLS = {"K": ("K",), "L": ("L1", "L2", "L3"), "M": ("M1", "M2", "M3", "M4", "M5")}
-_MIN_LINE_ENERGY = 0.03  # keV, as xray_data
 
 #: Absolute scale K of the Castellano (2004) continuum, photons/(electron sr keV) per unit
 #: of the bracketed expression, fitted to measured spectra relative to the characteristic
@@ -82,39 +80,10 @@ def electrons(dose_nA_s: float) -> float:
     return float(dose_nA_s) * 1e-9 / _ELEMENTARY_CHARGE
 
 
-def _group(siegbahn: str) -> str:
-    """exspy line name of an xraydb (Siegbahn) line: Ka1,2,3 -> Ka; Kb* -> Kb; La1,2 -> La;
-    Lb2,15 -> Lb2; otherwise the name up to a comma (the convention of xray_data)."""
-    if siegbahn.startswith("Ka"):
-        return "Ka"
-    if siegbahn.startswith("Kb"):
-        return "Kb"
-    if siegbahn in ("La1", "La2"):
-        return "La"
-    if siegbahn.startswith("Lb2"):
-        return "Lb2"
-    return siegbahn.split(",")[0]
-
-
-@cache
-def _radiative(sym: str, family: str) -> tuple:
-    """(group name, shell, energy keV, branching ratio) for every xraydb line of a family."""
-    import xraydb
-
-    shells = _FAMILY_SHELLS[family]
-    out = []
-    for name, line in xraydb.xray_lines(sym).items():
-        shell = "M5" if line.initial_level == "M4,5" else line.initial_level
-        energy = line.energy / 1000.0
-        if shell in shells and energy >= _MIN_LINE_ENERGY and line.intensity > 0:
-            out.append((_group(name), shell, energy, float(line.intensity)))
-    return tuple(out)
-
-
 @cache
 def _production(sym: str, family: str, e0: float) -> tuple:
     """((line, energy keV, shell, sigma_x cm^2), ...) for the lines excited at e0."""
-    shells = [s for s in _FAMILY_SHELLS[family] if has_shell(sym, s)]
+    shells = [s for s in xd.FAMILY_SHELLS[family] if has_shell(sym, s)]
     edges = {}
     for s in shells:
         try:
@@ -124,12 +93,12 @@ def _production(sym: str, family: str, e0: float) -> tuple:
     # primary vacancies: Bote-Salvat cross sections, only where xraydb's edge is below E0
     # too, so that the lines excited agree with xray_data.family_lines(beam_energy=E0)
     n = {s: (ionization_cross_section(sym, s, e0) if edges[s] < e0 else 0.0) for s in edges}
-    order = [s for s in _FAMILY_SHELLS[family] if s in n]
+    order = [s for s in xd.FAMILY_SHELLS[family] if s in n]
     for i, si in enumerate(order):  # Coster-Kronig cascade towards less bound subshells
         for sj in order[i + 1 :]:
             n[sj] += n[si] * xd.coster_kronig(sym, si, sj, total=False)
     groups: dict = {}
-    for name, shell, energy, br in _radiative(sym, family):
+    for name, shell, energy, br in xd.radiative_lines(sym, family):
         if shell not in n or n[shell] <= 0:
             continue
         w = n[shell] * xd.fluorescence_yield(sym, shell) * br
@@ -185,7 +154,7 @@ def xray_production_cross_section(element, family: str, beam_energy: float) -> d
     ['Cu_Ka', 'Cu_Kb']
     """
     sym = xd.element_symbol(element)
-    if family not in _FAMILY_SHELLS:
+    if family not in xd.FAMILY_SHELLS:
         raise ValueError(f"unknown line family {family!r}: give 'K', 'L' or 'M'")
     return {
         line: (energy, shell, sx)

@@ -926,21 +926,6 @@ class LineFit:
 # --------------------------------------------------------------------------- fit_lines
 
 
-def _elements_from(spectrum, elements):
-    if elements is None:
-        md = spectrum.metadata
-        if md.has_item("Sample.elements"):
-            elements = list(md.Sample.elements)
-    if elements is None or len(elements) == 0:
-        raise ValueError(
-            "no elements to fit: pass elements=[...] or set them with "
-            "s.add_elements([...]) (metadata.Sample.elements)"
-        )
-    if isinstance(elements, str):
-        elements = [elements]
-    return list(dict.fromkeys(xray_data.element_symbol(e) for e in elements))
-
-
 def fit_lines(
     spectrum,
     elements: Sequence[str] | None = None,
@@ -1022,7 +1007,7 @@ def fit_lines(
     >>> fit.intensities["In_La"], fit.uncertainties["In_La"]  # doctest: +SKIP
     """
     acquisition.check_spectrum(spectrum)
-    elements = _elements_from(spectrum, elements)
+    elements = acquisition.sample_elements(spectrum, elements)
     e0 = acquisition.beam_energy(spectrum, beam_energy)
     refs = parse_references(references)
     edges = acquisition.energy_edges(spectrum)

@@ -255,23 +255,6 @@ def _excited(el: str, fam: str, e0: float) -> bool:
         return False
 
 
-def _elements(spectrum, elements, standards) -> list[str]:
-    if elements is None:
-        md = spectrum.metadata
-        if md.has_item("Sample.elements") and len(md.Sample.elements):
-            elements = list(md.Sample.elements)
-        elif standards:
-            elements = list(standards)
-    if elements is None or len(elements) == 0:
-        raise ValueError(
-            "no elements to quantify: pass elements=[...] or set them with "
-            "s.add_elements([...]) (metadata.Sample.elements)"
-        )
-    if isinstance(elements, str):
-        elements = [elements]
-    return list(dict.fromkeys(xray_data.element_symbol(e) for e in elements))
-
-
 def _analytical_group(fit: LineFit, el: str, fam: str, name: str | None):
     cands = [g for g in fit.groups if g.element == el and g.family == fam]
     if name is not None:
@@ -393,7 +376,9 @@ def quantify(
             "standards must be a dict element -> spectrum of the pure element, or element -> "
             '(spectrum, "MgO") / (spectrum, {"Mg": 0.603, "O": 0.397})'
         )
-    elements = _elements(spectrum, elements, standards)
+    elements = acquisition.sample_elements(
+        spectrum, elements, fallback=standards, purpose="quantify"
+    )
     coatings = _check_coatings(coating, standard_coating, standards, elements)
     e0 = acquisition.beam_energy(spectrum, beam_energy)
     toa = acquisition.takeoff_angle(spectrum, takeoff_angle)

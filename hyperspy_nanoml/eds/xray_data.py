@@ -36,6 +36,7 @@ import numpy as np
 
 __all__ = [
     "FAMILIES",
+    "FAMILY_SHELLS",
     "SHELLS",
     "atomic_number",
     "atomic_weight",
@@ -60,7 +61,7 @@ __all__ = [
 
 FAMILIES = ("K", "L", "M")
 SHELLS = ("K", "L1", "L2", "L3", "M1", "M2", "M3", "M4", "M5")
-_FAMILY_SHELLS = {
+FAMILY_SHELLS = {
     "K": ("K",),
     "L": ("L1", "L2", "L3"),
     "M": ("M1", "M2", "M3", "M4", "M5"),
@@ -228,6 +229,45 @@ def _initial_shell(level: str) -> str:
 
 
 @cache
+def _radiative(sym: str, family: str) -> tuple:
+    lines = _xraydb().xray_lines(sym)
+    shells = FAMILY_SHELLS[family]
+    out = []
+    for siegbahn, line in lines.items():
+        shell = _initial_shell(line.initial_level)
+        energy = line.energy / 1000.0
+        if shell in shells and energy >= _MIN_LINE_ENERGY and line.intensity > 0:
+            out.append((_exspy_name(siegbahn), shell, energy, float(line.intensity)))
+    return tuple(out)
+
+
+def radiative_lines(element: ElementLike, family: str) -> tuple:
+    """Every xraydb line of a family, before any grouping or weighting.
+
+    Parameters
+    ----------
+    element : str or int
+        Symbol, name or atomic number.
+    family : str
+        ``"K"``, ``"L"`` or ``"M"``.
+
+    Returns
+    -------
+    tuple of (name, shell, energy, intensity)
+        ``name`` the exspy group the line belongs to ("Ka" for Ka1, Ka2, Ka3), ``shell``
+        its initial subshell ("M5" for Mz, M4,5), ``energy`` in keV (>= 0.03 keV), and
+        ``intensity`` its radiative branching ratio within the subshell (> 0), in
+        xraydb's order (Elam, Ravel & Sieber 2002).
+
+    Example
+    -------
+    >>> sorted({name for name, *_ in radiative_lines("Cu", "K")})
+    ['Ka', 'Kb']
+    """
+    return _radiative(element_symbol(element), _check_family(family))
+
+
+@cache
 def _family_data(sym: str, family: str) -> tuple:
     """All lines of a family and the family's mean fluorescence yield.
 
@@ -237,10 +277,8 @@ def _family_data(sym: str, family: str) -> tuple:
     subshell occupancy) x (fluorescence yield of the subshell) x (radiative branching
     ratio of the line). ``yield`` = photons of the family per primary vacancy.
     """
-    xdb = _xraydb()
-    lines = xdb.xray_lines(sym)
     edges = _edges(sym)
-    shells = _FAMILY_SHELLS[family]
+    shells = FAMILY_SHELLS[family]
     # effective vacancies after Coster-Kronig cascades within the family: vacancies
     # move from a subshell to the less bound ones (L1 -> L2 -> L3 ...), shell by shell,
     # with the direct transition probabilities (the cascade adds the indirect paths).
@@ -253,17 +291,12 @@ def _family_data(sym: str, family: str) -> tuple:
             if sj in vac:
                 vac[sj] += vac[si] * _ck(sym, si, sj, False)
     groups: dict = {}
-    for siegbahn, line in lines.items():
-        shell = _initial_shell(line.initial_level)
-        if shell not in shells or shell not in vac:
+    for name, shell, energy, intensity in _radiative(sym, family):
+        if shell not in vac:
             continue
-        energy = line.energy / 1000.0
-        if energy < _MIN_LINE_ENERGY or line.intensity <= 0:
-            continue
-        w = vac[shell] * edges[shell][1] * line.intensity
+        w = vac[shell] * edges[shell][1] * intensity
         if not w > 0:
             continue
-        name = _exspy_name(siegbahn)
         g = groups.setdefault(name, [0.0, 0.0, {}])
         g[0] += w
         g[1] += w * energy

@@ -6,7 +6,7 @@ integer, so ``result.component_choice.reason`` always works.
 
 from dataclasses import dataclass
 
-__all__ = ["GivenNumber"]
+__all__ = ["GivenNumber", "TextureCount"]
 
 
 @dataclass
@@ -44,3 +44,89 @@ class GivenNumber:
 
     def __str__(self) -> str:
         return f"GivenNumber(n_components={self.n_components}): {self.reason}"
+
+
+@dataclass
+class TextureCount:
+    """The number of regions chosen by :func:`~hyperspy_nanoml.imaging.texture_features.texture_regions`
+    (``features="texture"``): the same interface as ``ComponentChoice``.
+
+    ``contrast`` are the generalised eigenvalues (between- over within-region
+    scatter of the log-polar features), largest first; a direction counts as a
+    region difference when its contrast exceeds ``min_contrast``.
+
+    Examples
+    --------
+    >>> c = TextureCount(3, [90.0, 50.0, 4.0], 36.0)
+    >>> c.n_significant
+    2
+    """
+
+    n_components: int
+    contrast: list
+    min_contrast: float
+    given: bool = False
+    method: str = "texture_regions"
+
+    @property
+    def n_significant(self) -> int:
+        return int(sum(c > self.min_contrast for c in self.contrast))
+
+    @property
+    def reason(self) -> str:
+        if self.given:
+            return (
+                f"n_components = {self.n_components} was given by the user; the texture "
+                f"regions were segmented into {self.n_components} regions."
+            )
+        q = self.n_significant
+        return (
+            f"texture regions (log-polar local-spectrum features): {q} direction(s) vary "
+            f"between regions at least {self.min_contrast:g}x more than within them "
+            f"(neighbouring windows), so {q} + 1 = {self.n_components} regions; the NMF "
+            f"was run with {self.n_components} components."
+        )
+
+    def plot(self, ax=None):
+        """The contrasts (log scale) with the threshold; returns the axes."""
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 4))
+        c = np.asarray(self.contrast, float)[:20]
+        idx = np.arange(c.size)
+        q = self.n_significant
+        ax.semilogy(idx, np.maximum(c, 1e-3), "o-", color="0.5", ms=4, label="contrast")
+        ax.semilogy(
+            idx[:q],
+            np.maximum(c[:q], 1e-3),
+            "o",
+            color="C3",
+            ms=7,
+            label="region difference",
+        )
+        ax.axhline(
+            self.min_contrast,
+            color="C3",
+            ls="--",
+            lw=1,
+            label=f"min_contrast {self.min_contrast:g}",
+        )
+        ax.set_xlabel("generalised eigenvalue index (0 = largest)")
+        ax.set_ylabel("between / within-region scatter")
+        ax.set_title(f"{q} region differences + 1 = {self.n_components} regions")
+        ax.legend(loc="upper right", fontsize=8)
+        return ax
+
+    def as_dict(self) -> dict:
+        return {
+            "n_components": int(self.n_components),
+            "method": self.method,
+            "contrast": [float(c) for c in self.contrast],
+            "min_contrast": float(self.min_contrast),
+            "given": bool(self.given),
+        }
+
+    def __str__(self) -> str:
+        return f"TextureCount(n_components={self.n_components}): {self.reason}"

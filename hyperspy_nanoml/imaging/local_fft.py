@@ -38,6 +38,8 @@ from hyperspy_nanoml.imaging.spectra import (
 )
 
 __all__ = [
+    "EDGES",
+    "FEATURES",
     "SCALINGS",
     "TAPERS",
     "compute_features",
@@ -54,6 +56,8 @@ _logger = logging.getLogger(__name__)
 _WINDOWS_PER_BLOCK = WINDOWS_PER_BLOCK
 # how windows meet the bottom/right edges (see compute_features)
 EDGES = ("reflect", "drop")
+# how the number of components and the regions are found (see local_fft_features)
+FEATURES = ("spectrum", "texture")
 
 
 def _image_std(data):
@@ -281,6 +285,7 @@ def local_fft_features(
     edges="reflect",
     crop=None,
     data_bar="auto",
+    features="spectrum",
     **nmf_kwargs,
 ):
     """Moving-window local FFT features of an image, decomposed by NMF.
@@ -331,6 +336,17 @@ def local_fft_features(
         detected and left out, with a warning; recorded in
         ``metadata.LocalFFT.region``. ``"keep"`` analyses every pixel. Ignored
         when ``crop`` is given.
+    features : {"spectrum", "texture"}
+        ``"spectrum"`` (default, the published method): the number of components
+        is chosen on the whole local spectra and the regions are the dominant NMF
+        component. ``"texture"``: for photographed / stochastic natural textures
+        (grass, gravel, brick), where whole-spectrum NMF over-splits, the regions
+        and their number come from
+        :func:`~hyperspy_nanoml.imaging.texture_features.texture_regions`
+        (log-polar sector features, neighbour-whitened, Gaussian mixture; window
+        ``window``, step ``window // 4``); the NMF then runs with that number of
+        components, :meth:`LocalFFTSignal.segmentation` returns the texture
+        regions and the report shows them. Eager images only.
     **nmf_kwargs
         Passed to :func:`hyperspy_nanoml.learn.nmf.nmf` (``max_iter``, ``tol``;
         ``tol`` defaults to 1e-4 here).
@@ -344,8 +360,11 @@ def local_fft_features(
         FFT patterns), so ``get_decomposition_loadings()``,
         ``get_decomposition_factors()`` and ``plot_decomposition_results()``
         work; ``component_choice`` holds the evidence for the number of
-        components (stored as ``learning_results.nmf_component_choice``). See :class:`LocalFFTSignal` for the loadings
-        on the image grid, the PDF report and the ImageJ export.
+        components (stored as ``learning_results.nmf_component_choice``; with
+        ``features="texture"`` a ``TextureCount`` rebuilt from
+        ``metadata.LocalFFT.texture_regions``). See :class:`LocalFFTSignal` for
+        the loadings on the image grid, the segmentation, the PDF report and the
+        ImageJ export.
 
     Examples
     --------
@@ -358,7 +377,11 @@ def local_fft_features(
     >>> result.learning_results.loadings.shape  # doctest: +SKIP
     (121, 4)
     >>> result.save_report("local_fft.pdf")  # doctest: +SKIP
+    >>> from skimage import data  # a photographed texture mosaic  # doctest: +SKIP
+    >>> result = hyperspy_nanoml.local_fft_features(mosaic, features="texture")  # doctest: +SKIP
+    >>> result.segmentation(on_image=True)  # texture regions  # doctest: +SKIP
     """
+    from hyperspy_nanoml._progress import progressbar
     from hyperspy_nanoml.imaging.image_input import (
         check_uniform_axes,
         edge_padding,
@@ -366,12 +389,27 @@ def local_fft_features(
     )
     from hyperspy_nanoml.signals.local_fft import build_local_fft_signal
 
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}; choose one of {FEATURES}")
     if hasattr(image, "axes_manager"):
         check_uniform_axes(image)
     data, axes = _as_grey_2d(image)
     data, axes, region = prepare_region(data, axes, crop=crop, data_bar=data_bar)
     lazy = hasattr(data, "dask")
+    if features == "texture" and lazy:
+        raise ValueError(
+            'features="texture" needs the image in memory; load it (img.compute() or '
+            'hs.load(..., lazy=False)) or use features="spectrum" for lazy images'
+        )
+    source = _source_name(image)
+    bar = progressbar(
+        total=3 if decompose else 1,
+        desc=f"local FFT of {source}",
+        show_progressbar=show_progressbar,
+        leave=False,
+    )
     X, grid, reference = compute_features(data, window, step, taper, scaling, edges)
+    bar.update(1)
     padding = edge_padding(data.shape, window, step) if edges == "reflect" else (0, 0)
     params = {
         "edges": edges,
@@ -384,22 +422,69 @@ def local_fft_features(
         "reference_power": reference,
         "image_shape": tuple(int(n) for n in data.shape),
         "random_state": random_state if isinstance(random_state, int) else None,
-        "source": _source_name(image),
+        "source": source,
+        "features": features,
     }
     result = build_local_fft_signal(X, grid, axes, params, image=image, data=data)
     if decompose:
+        choice = None
+        if features == "texture":
+            choice = _texture_regions_into(result, data, window, n_components, random_state)
+            bar.update(1)
         decompose_features(
             result,
             X,
-            n_components=n_components,
+            n_components=n_components if choice is None else choice.n_components,
             max_components=max_components,
             min_variance_ratio=min_variance_ratio,
             random_state=random_state,
-            show_progressbar=show_progressbar,
+            show_progressbar=False,  # one bar per image: this one
             **nmf_kwargs,
         )
+        bar.update(bar.total - bar.n)
+    bar.close()
     _logger.info("local FFT of a %s image: %d windows", "lazy" if lazy else "", X.shape[0])
     return result
+
+
+def _texture_regions_into(result, data, window, n_components, random_state):
+    """Run :func:`texture_regions` on the analysed image and record it in
+    ``metadata.LocalFFT.texture_regions``; returns the ``TextureCount``."""
+    from hyperspy_nanoml._validation import check_n_components
+    from hyperspy_nanoml.imaging.component_number import TextureCount
+    from hyperspy_nanoml.imaging.texture_features import texture_regions
+
+    n = check_n_components(n_components)
+    seed = int(random_state) if isinstance(random_state, (int, np.integer)) else 0
+    min_contrast = 36.0
+    tstep = max(4, window // 4)
+    regions = texture_regions(
+        np.asarray(data, np.float32),
+        n,
+        window=window,
+        step=tstep,
+        min_contrast=min_contrast,
+        random_state=seed,
+    )
+    result.metadata.set_item(
+        "LocalFFT.texture_regions",
+        {
+            "labels": regions.labels.astype(np.int16),
+            "n_regions": int(regions.n_regions),
+            "window": int(regions.window),
+            "grid_step": int(regions.grid_step),
+            "contrast": np.asarray(regions.contrast, np.float64),
+            "min_contrast": float(min_contrast),
+            "given": n != "auto",
+            "reason": regions.reason,
+        },
+    )
+    return TextureCount(
+        int(regions.n_regions),
+        [float(c) for c in regions.contrast],
+        min_contrast,
+        given=n != "auto",
+    )
 
 
 def decompose_features(

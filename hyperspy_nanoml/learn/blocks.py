@@ -58,13 +58,29 @@ class BlockPrep:
         Columns set to 0 (masked channels; their values, NaN included, are ignored).
     column_scale : numpy.ndarray, float32 (n_features,), optional
         Multiplies every row (e.g. Keenan-Kotula ``1/sqrt(column sums)``).
-    row_scale : numpy.ndarray, float32 (n_samples,), optional
-        Multiplies every column, indexed by the global row number.
+    row_scale : numpy.ndarray, float32, optional
+        Multiplies every column, indexed by the *kept* row number (all rows when
+        ``keep_rows`` is None).
+    keep_rows : numpy.ndarray of bool (n_rows of the whole matrix), optional
+        Rows taken (True) or skipped (a navigation mask applied inside the pass: no
+        gathered copy of the data is made). Kernels then see only the kept rows:
+        :meth:`slices` yields offsets among the kept rows of the block and
+        :meth:`kept` gives where the block's kept rows start among all kept rows.
     """
 
     zero_columns: np.ndarray | None = None
     column_scale: np.ndarray | None = None
     row_scale: np.ndarray | None = None
+    keep_rows: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.keep_rows is not None:
+            keep = np.asarray(self.keep_rows, dtype=bool)
+            object.__setattr__(self, "keep_rows", keep)
+            # kept rows before every row: O(1) block offsets
+            before = np.zeros(keep.size + 1, dtype=np.int64)
+            np.cumsum(keep, out=before[1:])
+            object.__setattr__(self, "_before", before)
 
     @property
     def identity(self) -> bool:
@@ -75,21 +91,40 @@ class BlockPrep:
         )
 
     def with_scales(self, row_scale=None, column_scale=None) -> BlockPrep:
-        """The same masking with these scales."""
-        return BlockPrep(self.zero_columns, column_scale, row_scale)
+        """The same masking and row selection with these scales."""
+        return BlockPrep(self.zero_columns, column_scale, row_scale, self.keep_rows)
+
+    def kept(self, start: int, n: int) -> tuple[int, int]:
+        """``(first kept row number, kept rows)`` of the block of rows ``start:start+n``."""
+        if self.keep_rows is None:
+            return start, n
+        before = self._before
+        return int(before[start]), int(before[start + n] - before[start])
 
     def slices(self, block, start: int, rows: int = SLICE_ROWS, scale: bool = True):
-        """Yield ``(a, b, x)``: rows ``a:b`` of ``block`` prepared as float32 (C order).
+        """Yield ``(a, b, x)``: kept rows ``a:b`` of ``block`` prepared as float32 (C order).
 
-        ``x`` is a view when nothing needs doing (float32 C-ordered data), else a
-        fresh slice-sized copy. ``scale=False`` applies the masking only.
+        ``a:b`` count the kept rows of this block (all rows without ``keep_rows``);
+        the global kept-row number of ``x[0]`` is ``kept(start, n)[0] + a``. ``x`` is
+        a view when nothing needs doing (float32 C-ordered data, all rows kept),
+        else a fresh slice-sized copy. ``scale=False`` applies the masking only.
         """
         n = block.shape[0]
+        k0 = self.kept(start, n)[0]
+        ka = 0
         for a in range(0, n, rows):
             b = min(a + rows, n)
             raw = block[a:b]
+            if self.keep_rows is not None:
+                sel = self.keep_rows[start + a : start + b]
+                if not sel.all():
+                    raw = raw[sel]  # a slice-sized gather
+                if raw.shape[0] == 0:
+                    continue
+            kb = ka + raw.shape[0]
             if self.identity or not scale and self.zero_columns is None:
-                yield a, b, np.ascontiguousarray(raw, dtype=np.float32)
+                yield ka, kb, np.ascontiguousarray(raw, dtype=np.float32)
+                ka = kb
                 continue
             x = np.array(raw, dtype=np.float32, order="C")  # a copy, also for float32
             if self.zero_columns is not None:
@@ -97,8 +132,9 @@ class BlockPrep:
             if scale and self.column_scale is not None:
                 x *= self.column_scale
             if scale and self.row_scale is not None:
-                x *= self.row_scale[start + a : start + b, None]
-            yield a, b, x
+                x *= self.row_scale[k0 + ka : k0 + kb, None]
+            yield ka, kb, x
+            ka = kb
 
 
 class RowBlocks:

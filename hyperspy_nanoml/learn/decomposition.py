@@ -8,6 +8,8 @@ The result lands in ``signal.learning_results`` exactly where HyperSpy's own
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from hyperspy_nanoml._validation import check_n_components, check_real_dtype
@@ -20,7 +22,60 @@ from hyperspy_nanoml.learn.signal_matrix import (
     unfold_data,
 )
 
-__all__ = ["component_choice_from", "nmf_decomposition", "store_learning_results"]
+__all__ = [
+    "component_choice_from",
+    "nmf_decomposition",
+    "nmf_result",
+    "store_learning_results",
+]
+
+# The engine's NMFResult of the last nmf_decomposition of a signal, keyed by the
+# signal's LearningResults object (kept out of learning_results.__dict__, which
+# HyperSpy saves: an arbitrary object there would not survive .hspy/.zspy).
+_RESULTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def nmf_result(signal) -> NMFResult:
+    """The engine's :class:`~hyperspy_nanoml.learn.nmf.NMFResult` of the last
+    :func:`nmf_decomposition` of ``signal``.
+
+    :func:`nmf_decomposition` returns None (as HyperSpy's ``decomposition()``
+    does); the HyperSpy view of the result is in ``signal.learning_results``
+    (factors, loadings, ``nmf_info``, ``nmf_component_choice``), and the full
+    engine result (``W``, ``H``, passes, error history, the seed, the component
+    choice) is kept in memory for this accessor. It is not saved with the signal
+    and not carried by copies: after ``hs.load`` or ``s.deepcopy()`` use
+    ``learning_results`` and ``learning_results.nmf_info``.
+
+    Parameters
+    ----------
+    signal : hyperspy.signal.BaseSignal
+        A signal on which :func:`nmf_decomposition` ran in this session.
+
+    Returns
+    -------
+    NMFResult
+
+    Examples
+    --------
+    >>> import numpy as np, hyperspy.api as hs, hyperspy_nanoml
+    >>> from hyperspy_nanoml.learn.decomposition import nmf_result
+    >>> rng = np.random.default_rng(0)
+    >>> s = hs.signals.Signal1D(rng.poisson(20 * rng.random((30, 2)) @ rng.random((2, 64))))
+    >>> s.nmf_decomposition(2, random_state=0, print_info=False)
+    >>> nmf_result(s).H.shape
+    (2, 64)
+    """
+    lr = getattr(signal, "learning_results", None)
+    res = _RESULTS.get(lr) if lr is not None else None
+    if res is None:
+        raise ValueError(
+            "this signal has no NMF result in memory: run "
+            "s.nmf_decomposition(...) on it first (the engine's result is not saved "
+            "with the signal nor kept by copies; s.learning_results and "
+            "s.learning_results.nmf_info hold what was saved)"
+        )
+    return res
 
 
 def _check_signal(signal) -> None:
@@ -108,7 +163,7 @@ def nmf_decomposition(
     max_components: int | None = None,
     show_progressbar: bool | None = None,
     print_info: bool = True,
-) -> NMFResult:
+) -> None:
     """Non-negative matrix factorisation of any HyperSpy signal, eager or lazy.
 
     The navigation axes become the rows (patterns, spectra) and the signal axes the
@@ -162,18 +217,20 @@ def nmf_decomposition(
 
     Returns
     -------
-    hyperspy_nanoml.learn.nmf.NMFResult
-        The engine's result (passes, errors, the seed) as fitted on the kept rows:
-        ``W`` for the kept navigation positions, ``H`` over all channels (0 on
-        masked ones), both in the units of the data; ``learning_results`` holds the
-        HyperSpy view.
+    None
+        Like HyperSpy's ``decomposition()``: the results are in
+        ``signal.learning_results``. The engine's
+        :class:`~hyperspy_nanoml.learn.nmf.NMFResult` (passes, errors, the seed) as
+        fitted on the kept rows (``W`` for the kept navigation positions, ``H`` over
+        all channels, 0 on masked ones, both in the units of the data) is returned
+        by :func:`nmf_result` ``(signal)``.
 
     Examples
     --------
     >>> import numpy as np, hyperspy.api as hs, hyperspy_nanoml
     >>> rng = np.random.default_rng(0)
     >>> s = hs.signals.Signal1D(rng.poisson(20 * rng.random((30, 2)) @ rng.random((2, 64))))
-    >>> res = s.nmf_decomposition(2, random_state=0, print_info=False)
+    >>> s.nmf_decomposition(2, random_state=0, print_info=False)
     >>> s.learning_results.factors.shape, s.metadata.Processing.nmf_decomposition.random_state
     ((64, 2), 0)
     """
@@ -183,10 +240,10 @@ def nmf_decomposition(
     nav_mask = flat_mask(navigation_mask, signal, "navigation")
     sig_mask = flat_mask(signal_mask, signal, "signal")
     lazy = hasattr(X, "dask")
-    Xk = X if nav_mask is None else X[np.flatnonzero(~nav_mask)]  # cheap row gather
     res = nmf(
-        Xk,
+        X,  # masked rows are skipped inside the passes: no gathered copy
         n_components,
+        row_mask=nav_mask,
         normalize_poissonian_noise=normalize_poissonian_noise,
         column_mask=sig_mask,
         max_iter=max_iter,
@@ -219,6 +276,6 @@ def nmf_decomposition(
         "Processing.nmf_decomposition",
         _record(res, k, choice, normalize_poissonian_noise, nav_mask, sig_mask, lazy),
     )
+    _RESULTS[signal.learning_results] = res
     if print_info:
         _print_info(res, k, choice, normalize_poissonian_noise)
-    return res

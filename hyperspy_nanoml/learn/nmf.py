@@ -188,14 +188,19 @@ def _rademacher_rows(key, row_start, n_rows, s):
     return out
 
 
-def _kernel_first_pass(block, start, prep, key, s, poisson, stride):
+def _kernel_first_pass(
+    block, start, prep, key, s, poisson, stride, raw_sample=False, row_statistics=None
+):
     """Pass 1 on one block: checks, sums, the sketch ``Ψ (Da X)`` and the row sample.
 
-    Per block: ``(minimum, row sums or None, sample rows or None)``. Summed:
+    Per block: ``(minimum, row sums or None, sample rows or None, row statistics or
+    None)``; ``raw_sample`` keeps the sample rows unscaled and ``row_statistics``
+    (a function of the raw block) adds its per-row output. Summed:
     ``(counts [non-finite, negative], column sums, Σi x_ij·ai^-1/2, Σi x²_ij/ai,
     Z, [Σ x²])``; without Poisson scaling ``ai = 1`` and the repeated sums are empty.
     """
-    n, m = block.shape
+    k0, n = prep.kept(start, block.shape[0])
+    m = block.shape[1]
     n_nonfinite = n_negative = 0
     minimum = np.inf
     Z = np.zeros((s, m), dtype=np.float64) if s else np.zeros(0)
@@ -215,6 +220,8 @@ def _kernel_first_pass(block, start, prep, key, s, poisson, stride):
         if lo < 0:
             n_negative += int(np.count_nonzero(xs < 0))
         minimum = min(minimum, lo)
+        if stride and raw_sample:
+            sample.append(xs[(-(k0 + a)) % stride :: stride].copy())
         colsum += xs.sum(axis=0, dtype=np.float64)
         if poisson:
             raw_sq[0] += float(np.einsum("ij,ij->i", xs, xs).sum(dtype=np.float64))
@@ -225,15 +232,28 @@ def _kernel_first_pass(block, start, prep, key, s, poisson, stride):
             colsum_scaled += xs.sum(axis=0, dtype=np.float64)
         colsq += np.einsum("ij,ij->j", xs, xs)
         if s:
-            psi = _rademacher_rows(key, start + a, b - a, s)
+            psi = _rademacher_rows(key, k0 + a, b - a, s)
             Z += psi.T @ xs
-        if stride:
-            sample.append(xs[(-(start + a)) % stride :: stride].copy())
+        if stride and not raw_sample:
+            sample.append(xs[(-(k0 + a)) % stride :: stride].copy())
     if not poisson:
         raw_sq[0] = colsq.sum()
-    sample = np.concatenate(sample, axis=0) if stride else None
+    if stride:
+        sample = (
+            np.concatenate(sample, axis=0) if sample else np.zeros((0, m), np.float32)
+        )
+    else:
+        sample = None
     counts = np.array([n_nonfinite, n_negative], dtype=np.int64)
-    return (minimum, row_sums, sample), (counts, colsum, colsum_scaled, colsq, Z, raw_sq)
+    stats = None if row_statistics is None else row_statistics(block)
+    return (minimum, row_sums, sample, stats), (
+        counts,
+        colsum,
+        colsum_scaled,
+        colsq,
+        Z,
+        raw_sq,
+    )
 
 
 def _kernel_range(block, start, prep, V):
@@ -242,12 +262,59 @@ def _kernel_range(block, start, prep, V):
     Row slices keep each piece of X in cache for both products (one read from memory).
     """
     Vf = np.ascontiguousarray(V, dtype=np.float32)
-    Y = np.empty((block.shape[0], V.shape[1]), dtype=np.float32)
+    Y = np.empty((prep.kept(start, block.shape[0])[1], V.shape[1]), dtype=np.float32)
     C = np.zeros((V.shape[1], block.shape[1]), dtype=np.float64)
     for a, b, xs in prep.slices(block, start):
         Y[a:b] = xs @ Vf
         C += Y[a:b].T @ xs
     return Y.astype(np.float64), (C,)
+
+
+def _kernel_range_stats(block, start, prep, T):
+    """Pass 2 after masks decided from pass 1: the statistics of pass 1 on the kept
+    rows and columns, and the range products, in one read.
+
+    Rows are scaled by ``1/sqrt(row sums)`` (``Da``, local); the column factor is
+    not known yet, so the products use the test matrix ``T`` as given and
+    ``C = Yᵀ (Da X)`` is returned unscaled (``Db`` is applied after the pass).
+    Per block: ``(Y, row sums)``. Summed: ``(C, column sums, Σ x·a^-1/2, Σ x²/a,
+    Σ x², counts [non-finite, negative])``.
+    """
+    m = block.shape[1]
+    kn = prep.kept(start, block.shape[0])[1]
+    Tf = np.ascontiguousarray(T, dtype=np.float32)
+    Y = np.empty((kn, T.shape[1]), dtype=np.float32)
+    row_sums = np.empty(kn, dtype=np.float64)
+    C = np.zeros((T.shape[1], m), dtype=np.float64)
+    colsum = np.zeros(m, dtype=np.float64)
+    colsum_scaled = np.zeros(m, dtype=np.float64)
+    colsq = np.zeros(m, dtype=np.float64)
+    raw_sq = np.zeros(1)
+    counts = np.zeros(2, dtype=np.int64)
+    for a, b, xs in prep.slices(block, start):
+        if not np.isfinite(xs).all():
+            finite = np.isfinite(xs)
+            counts[0] += xs.size - int(np.count_nonzero(finite))
+            xs = np.where(finite, xs, np.float32(0))
+        counts[1] += int(np.count_nonzero(xs < 0))
+        colsum += xs.sum(axis=0, dtype=np.float64)
+        raw_sq[0] += float(np.einsum("ij,ij->i", xs, xs).sum(dtype=np.float64))
+        rs = xs.sum(axis=1, dtype=np.float64)
+        row_sums[a:b] = rs
+        ia = (1.0 / np.sqrt(np.where(rs > 0, rs, 1.0))).astype(np.float32)
+        xs = xs * ia[:, None]
+        colsum_scaled += xs.sum(axis=0, dtype=np.float64)
+        colsq += np.einsum("ij,ij->j", xs, xs)
+        Y[a:b] = xs @ Tf
+        C += Y[a:b].T @ xs
+    return (Y.astype(np.float64), row_sums), (
+        C,
+        colsum,
+        colsum_scaled,
+        colsq,
+        raw_sq,
+        counts,
+    )
 
 
 def hals_sweeps(F, A, Cm, n_sweeps, delta=None):
@@ -289,8 +356,8 @@ def _kernel_refine(block, start, prep, W0t, H, n_sweeps):
     ``‖X_s − W_s H‖²`` (computed directly, so the reported error does not suffer the
     cancellation of the expanded formula).
     """
-    rows = slice(start, start + block.shape[0])
-    Wt = np.array(W0t[:, rows], dtype=np.float32, order="C")
+    k0, kn = prep.kept(start, block.shape[0])
+    Wt = np.array(W0t[:, k0 : k0 + kn], dtype=np.float32, order="C")
     HHt = H @ H.T
     HHt64 = HHt.astype(np.float64)
     Ht = np.ascontiguousarray(H.T)
@@ -450,6 +517,23 @@ def _column_mask(column_mask, m):
     return mask if mask.any() else None
 
 
+def _keep_rows(row_mask, n):
+    """Bool array of kept rows (True = kept) from a row mask (True = excluded), or None."""
+    if row_mask is None:
+        return None
+    mask = np.asarray(row_mask)
+    if mask.dtype != bool:
+        if mask.size and not np.isin(np.unique(mask), [0, 1]).all():
+            raise ValueError("row_mask must be boolean (True = excluded row)")
+        mask = mask.astype(bool)
+    mask = mask.ravel()
+    if mask.size != n:
+        raise ValueError(f"row_mask has {mask.size} entries, X has {n} rows")
+    if mask.all():
+        raise ValueError("row_mask excludes every row: there is nothing to factorise")
+    return ~mask if mask.any() else None
+
+
 # --------------------------------------------------------------------- nmf
 
 
@@ -516,6 +600,9 @@ def _choose(first, max_components, seed, rng, stride, n, m, choice_options):
         max_components=max_components,
         random_state=seed if seed is not None else rng,
         sampled_stride=stride,
+        poisson_scales=None
+        if first.row_scale is None
+        else (first.row_scale[::stride], first.column_scale),
         **(choice_options or {}),
     )
     k = min(int(choice.n_components), n, m)
@@ -577,7 +664,7 @@ def _refine(blocks, prep, Wt, H, xx, tol, max_passes, max_exact, bar):
     errors = []
     converged = False
     n_exact = 0
-    n, m = blocks.shape
+    n, m = Wt.shape[1], H.shape[1]
     k = H.shape[0]
     n_sweeps_h = _n_sweeps_h(m, k, n)
     last_change = np.nan
@@ -620,6 +707,7 @@ def nmf(
     max_components: int | None = None,
     choice_options: dict | None = None,
     show_progressbar: bool | None = None,
+    row_mask=None,
 ) -> NMFResult:
     """Non-negative matrix factorisation ``X ≈ W H`` (Frobenius loss), in memory or out of core.
 
@@ -676,6 +764,12 @@ def nmf(
         Other arguments of ``choose_n_components`` (e.g. ``min_variance_ratio``).
     show_progressbar : bool, optional
         Default: HyperSpy's ``preferences.General.show_progressbar``.
+    row_mask : bool array (n_samples,), optional
+        True = row excluded from the fit (e.g. a navigation mask). The rows are
+        skipped inside every pass (no gathered copy of a lazy array, no extra
+        task per block); ``W`` then has one row per kept row, in order, and the
+        result equals that of ``nmf(X[~row_mask], ...)`` (the sketch and the row
+        sample are indexed by kept row).
 
     Returns
     -------
@@ -705,6 +799,9 @@ def nmf(
 
     X = check_matrix(X)
     n, m = (int(v) for v in X.shape)
+    keep = _keep_rows(row_mask, n)
+    if keep is not None:
+        n = int(keep.sum())
     k = check_n_components(n_components, allow_auto=True, upper=min(n, m))
     auto = k == "auto"
     max_iter = check_positive_int(max_iter, "max_iter")
@@ -758,7 +855,9 @@ def nmf(
     key = int(rng.randint(0, 2**31 - 1)) * 2**31 + int(rng.randint(0, 2**31 - 1))
     poisson = bool(normalize_poissonian_noise)
     mask = _column_mask(column_mask, m)
-    prep = BlockPrep(zero_columns=None if mask is None else np.flatnonzero(mask))
+    prep = BlockPrep(
+        zero_columns=None if mask is None else np.flatnonzero(mask), keep_rows=keep
+    )
     stride = None
     if auto:
         from hyperspy_nanoml.learn.n_components import sample_stride

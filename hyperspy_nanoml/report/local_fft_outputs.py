@@ -32,11 +32,22 @@ def _temp(path):
         prefix=f".{path.stem}.", suffix=".part" + path.suffix, dir=path.parent
     )
     os.close(fd)
+    # mkstemp makes the file private (0600); outputs get the usual permissions
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return Path(tmp)
 
 
 def write_local_fft_outputs(
-    result, stem, *, report=True, tiff=True, hspy=True, tiff_downsample=1
+    result,
+    stem,
+    *,
+    report=True,
+    tiff=True,
+    hspy=True,
+    tiff_downsample=1,
+    hspy_spectra=False,
 ):
     """Write the report, the two ImageJ TIFFs and the ``.hspy`` of ``result``.
 
@@ -51,6 +62,11 @@ def write_local_fft_outputs(
     tiff_downsample : int
         The loadings TIFF holds one value per ``n x n`` pixels (its calibration
         says so); 1 = the image's own grid.
+    hspy_spectra : bool
+        False (default): the ``.hspy`` holds everything but the 4-D local spectra
+        (:meth:`LocalFFTSignal.without_spectra`: decomposition, axes, parameters,
+        image preview; a few MB, re-opens and re-reports); True: the spectra too
+        (about ``windows x window^2 x 4`` bytes, ~50 MB for a 2048 x 1536 image).
 
     Returns
     -------
@@ -75,7 +91,8 @@ def write_local_fft_outputs(
             )
         if hspy:
             temps["hspy"] = _temp(paths["hspy"])
-            result.save(temps["hspy"], overwrite=True)
+            saved = result if hspy_spectra else result.without_spectra()
+            saved.save(temps["hspy"], overwrite=True)
         for kind, tmp in temps.items():
             os.replace(tmp, paths[kind])
     except BaseException:

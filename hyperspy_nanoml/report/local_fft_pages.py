@@ -19,6 +19,8 @@ __all__ = [
     "page_maps",
     "page_overlays",
     "page_overview",
+    "page_texture_regions",
+    "region_colours",
 ]
 
 A4_LANDSCAPE = (11.7, 8.3)
@@ -64,6 +66,66 @@ def _title(result, params):
     )
 
 
+def _layout(fig, nrow, right=0.98):
+    """Fixed margins for a grid of image panels (tight_layout costs a full draw)."""
+    fig.subplots_adjust(
+        left=0.06, right=right, top=0.86 if nrow == 1 else 0.88, bottom=0.1,
+        wspace=0.45, hspace=0.55,
+    )  # fmt: skip
+
+
+def region_colours(k):
+    """RGB colours of ``k`` texture regions (Dark2: distinct from the components')."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["Dark2"]
+    return [tuple(float(v) for v in cmap(i % cmap.N)[:3]) for i in range(k)]
+
+
+def page_texture_regions(result, image, params, labels, f=1):
+    """Texture regions (``features="texture"``) over the image and as a plain map."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    regions = result.texture_regions()
+    k = regions.n_regions
+    colours = region_colours(k)
+    H, W = params["image_shape"]
+    ext = _extent(params)
+    cal = params["image_axes"]
+    # labels cover the image's first (H // f) * f rows and (W // f) * f columns
+    ext = (ext[0], ext[0] + labels.shape[1] * f * cal["x"]["scale"],
+           ext[3] + labels.shape[0] * f * cal["y"]["scale"], ext[3])  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=A4_LANDSCAPE)
+    if image is not None:
+        axes[0].imshow(image, cmap="gray", extent=_extent(params))
+    rgba = np.zeros(labels.shape + (4,), np.float32)
+    rgba[..., :3] = np.asarray(colours, np.float32)[labels]
+    rgba[..., 3] = 0.45
+    axes[0].imshow(rgba, extent=ext, interpolation="nearest")
+    axes[0].set_title("texture regions over the image")
+    axes[1].imshow(labels, cmap=ListedColormap(colours), vmin=-0.5, vmax=k - 0.5,
+                   extent=ext, interpolation="nearest")  # fmt: skip
+    axes[1].set_title("texture regions")
+    for ax in axes:
+        _label_image_axes(ax, params)
+    axes[1].legend(
+        handles=[Patch(color=colours[i], label=f"region {i}") for i in range(k)],
+        fontsize=8, ncol=min(k, 4), loc="upper center", bbox_to_anchor=(0.5, -0.1),
+        frameon=False,
+    )  # fmt: skip
+    fig.suptitle(
+        _title(result, params)
+        + f"\n{k} texture regions (numbered by area; their own colours: regions are not "
+        "NMF components)",
+        fontsize=11,
+    )
+    fig.text(0.04, 0.03, _wrap(result.component_choice.reason), fontsize=8)
+    fig.subplots_adjust(left=0.07, right=0.97, top=0.86, bottom=0.22, wspace=0.25)
+    return fig
+
+
 def _grid(n, max_cols=4):
     ncol = min(n, max_cols)
     return int(np.ceil(n / ncol)), ncol
@@ -74,7 +136,8 @@ def page_overview(result, image, params):
     import matplotlib.pyplot as plt
 
     choice = result.component_choice
-    evidence = getattr(choice, "eigenvalues", None) is not None
+    texture = getattr(choice, "method", "") == "texture_regions"
+    evidence = texture or getattr(choice, "eigenvalues", None) is not None
     fig = plt.figure(figsize=A4_LANDSCAPE)
     if evidence:
         ax_img = fig.add_axes([0.06, 0.33, 0.38, 0.55])
@@ -89,7 +152,9 @@ def page_overview(result, image, params):
     else:
         ax_img.axis("off")
         ax_img.text(0.5, 0.5, "image not available", ha="center", va="center")
-    if evidence:
+    if texture:
+        choice.plot(ax_scree)
+    elif evidence:
         ev = np.asarray(choice.eigenvalues, float)
         ratio = ev / ev.sum() if ev.sum() > 0 else ev
         idx = np.arange(ratio.size)
@@ -108,7 +173,13 @@ def page_overview(result, image, params):
     region = params.get("region") or {}
     rows = [
         f"window {params['window']} px, step {params['step']} px, taper {params['taper']}, "
-        f"features: {params['scaling']} of the half power spectrum (rfft2), DC removed",
+        f"features: {params['scaling']} of the half power spectrum (rfft2), DC removed"
+        + (
+            "; regions: texture_regions (log-polar sectors, window step "
+            f"{params['window'] // 4} px)"
+            if params.get("features") == "texture"
+            else ""
+        ),
         f"{result.axes_manager.navigation_size} windows "
         f"({' x '.join(str(n) for n in result.axes_manager.navigation_shape)}), "
         f"edges: {params.get('edges', 'drop')}"
@@ -175,7 +246,7 @@ def page_overlays(result, image, params, maps):
     ax.legend(
         handles=[Patch(color=colours[i], label=f"{i}") for i in range(k)],
         fontsize=7,
-        ncol=min(k, 5),
+        ncol=min(k, 6),
         loc="upper center",
         bbox_to_anchor=(0.5, -0.25),
         frameon=False,
@@ -187,7 +258,7 @@ def page_overlays(result, image, params, maps):
         + "\nloadings over the image (opacity = loading, each scaled to max 1)",
         fontsize=11,
     )
-    fig.tight_layout()
+    _layout(fig, nrow)
     return fig
 
 
@@ -205,7 +276,6 @@ def page_maps(result, params, maps):
     for i in range(k):
         ax = axes.flat[i]
         im = ax.imshow(maps[i], cmap="viridis", vmin=0, vmax=1, extent=extent)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="loading (max 1)")
         ax.set_title(f"component {i}", color=colours[i], fontweight="bold")
         _frame(ax, colours[i])
         _label_image_axes(ax, params)
@@ -215,7 +285,11 @@ def page_maps(result, params, maps):
         _title(result, params) + "\nloading maps (NaN = not seen by any window)",
         fontsize=11,
     )
-    fig.tight_layout()
+    _layout(fig, nrow, right=0.88)
+    cax = fig.add_axes([0.92, 0.15, 0.015, 0.7])
+    fig.colorbar(
+        im, cax=cax, label="loading (each component scaled to max 1), shared scale"
+    )
     return fig
 
 
@@ -279,7 +353,7 @@ def page_factors(result, params):
         + f"\nfactors: FFT patterns (zero frequency at the centre; |k| <= {half:.3g} {sx.units} shown)",
         fontsize=11,
     )
-    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    _layout(fig, nrow, right=0.88)
     cax = fig.add_axes([0.92, 0.15, 0.015, 0.7])
     fig.colorbar(im, cax=cax, label="log10 factor intensity (each max 1), shared scale")
     return fig

@@ -8,11 +8,16 @@ from hyperspy_nanoml.report.local_fft_pages import (
     page_maps,
     page_overlays,
     page_overview,
+    page_texture_regions,
 )
 from hyperspy_nanoml.report.pdf import write_pdf
 
+# previews of at most 512 px on their long side: a panel is 2-5 inches wide on an
+# A4 page, so 512 px is >= 100 dpi there; larger previews only slow the rendering
+PREVIEW_SIDE = 512
 
-def _preview_factor(shape, max_side=1024):
+
+def _preview_factor(shape, max_side=PREVIEW_SIDE):
     return max(1, int(np.ceil(max(shape) / max_side)))
 
 
@@ -34,7 +39,9 @@ def local_fft_report(result, filename, image=None):
     params = result._params()
     if image is None:
         saved = result.metadata.get_item("Processing.local_fft_features.image_preview")
-        image = None if saved is None else np.asarray(saved, dtype=np.float32)
+        if saved is not None:
+            saved = np.asarray(saved, dtype=np.float32)
+            image = _preview(saved, _preview_factor(saved.shape))
     else:
         data = image.data if hasattr(image, "axes_manager") else np.asarray(image)
         region = params.get("region") or {}
@@ -44,10 +51,15 @@ def local_fft_report(result, filename, image=None):
         image = _preview(data, _preview_factor(params["image_shape"]))
     f = _preview_factor(params["image_shape"])
     maps = np.asarray(result.loadings_on_image(normalize=True, downsample=f).data)
-    pages = (
+    pages = [
         page_overview(result, image, params),
         page_overlays(result, image, params, maps),
         page_maps(result, params, maps),
         page_factors(result, params),
-    )
+    ]
+    regions = result.texture_regions()
+    if regions is not None:
+        H, W = params["image_shape"]
+        labels = regions.on_image((H // f * f, W // f * f))[f // 2 :: f, f // 2 :: f]
+        pages.insert(1, page_texture_regions(result, image, params, labels, f))
     return write_pdf(filename, pages, metadata={"Title": result.metadata.General.title})

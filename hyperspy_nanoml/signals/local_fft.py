@@ -63,13 +63,23 @@ class LocalFFTSignal(Signal2D):
         """The evidence for the number of components.
 
         A ``ComponentChoice`` for ``n_components="auto"``; a
+        :class:`~hyperspy_nanoml.imaging.component_number.TextureCount` with
+        ``features="texture"``; a
         :class:`~hyperspy_nanoml.imaging.component_number.GivenNumber` (same
         ``n_components``, ``reason``, ``plot()``) when the number was given; None
         only before any decomposition.
         """
-        from hyperspy_nanoml.imaging.component_number import GivenNumber
+        from hyperspy_nanoml.imaging.component_number import GivenNumber, TextureCount
         from hyperspy_nanoml.learn.signal_matrix import component_choice_from
 
+        texture = self.metadata.get_item("LocalFFT.texture_regions")
+        if texture is not None and self.learning_results.loadings is not None:
+            return TextureCount(
+                int(texture.n_regions),
+                [float(c) for c in np.asarray(texture.contrast)],
+                float(texture.min_contrast),
+                given=bool(texture.given),
+            )
         choice = component_choice_from(self.learning_results)
         if choice is None and self.learning_results.loadings is not None:
             return GivenNumber(int(self.learning_results.output_dimension))
@@ -151,14 +161,54 @@ class LocalFFTSignal(Signal2D):
         signal.metadata.General.title = f"{title} ({self.metadata.General.title})"
         return signal
 
-    def segmentation(self, on_image=False):
-        """Label of the dominant component per window (or per image pixel).
+    def texture_regions(self):
+        """The texture regions of ``features="texture"``, or None.
 
-        Loadings are normalised per component before the arg-max, since NMF
-        fixes each component only up to a scale. Returns a numpy int array
-        (ny, nx), or (H, W) with ``on_image=True`` (-1 where no window saw the
+        Returns a :class:`~hyperspy_nanoml.imaging.texture_features.TextureRegions`
+        (labels on its own window grid: window ``window``, step ``window // 4``;
+        ``on_image(shape)`` puts them on the pixel grid) rebuilt from
+        ``metadata.LocalFFT.texture_regions``, so it survives saving.
+        """
+        from hyperspy_nanoml.imaging.texture_features import TextureRegions
+
+        t = self.metadata.get_item("LocalFFT.texture_regions")
+        if t is None:
+            return None
+        return TextureRegions(
+            labels=np.asarray(t.labels).astype(np.int16),
+            n_regions=int(t.n_regions),
+            window=int(t.window),
+            grid_step=int(t.grid_step),
+            contrast=np.asarray(t.contrast),
+            reason=str(t.reason),
+        )
+
+    def segmentation(self, on_image=False, method=None):
+        """Region label per window (or per image pixel).
+
+        ``method="nmf"``: the dominant NMF component (loadings normalised per
+        component before the arg-max, since NMF fixes each component only up to
+        a scale); ``method="texture"``: the texture regions of
+        ``features="texture"`` (see :meth:`texture_regions`); None (default):
+        the texture regions when they were computed, else the NMF.
+
+        Returns a numpy int array: on the window grid ((ny, nx) of this signal
+        for the NMF; the texture grid, step ``window // 4``, for the texture
+        regions), or (H, W) with ``on_image=True`` (-1 where no window saw the
         pixel).
         """
+        if method not in (None, "nmf", "texture"):
+            raise ValueError(f'method must be None, "nmf" or "texture", got {method!r}')
+        regions = self.texture_regions()
+        if method == "texture" and regions is None:
+            raise ValueError(
+                'no texture regions: run local_fft_features(image, features="texture") '
+                'or use method="nmf"'
+            )
+        if regions is not None and method in (None, "texture"):
+            if on_image:
+                return regions.on_image(self._params()["image_shape"]).astype(np.int16)
+            return regions.labels.astype(np.int16)
         if on_image:
             stack = np.asarray(self.loadings_on_image(normalize=True).data)
             seen = np.isfinite(stack[0])
@@ -180,6 +230,31 @@ class LocalFFTSignal(Signal2D):
 
         self._require_decomposition()
         return local_fft_report(self, filename, image=image)
+
+    def without_spectra(self):
+        """A copy for a small ``.hspy``: everything but the 4-D local spectra.
+
+        The copy keeps the axes (window grid and frequency calibration), the
+        metadata (parameters, image preview, texture regions) and
+        ``learning_results`` (loadings, factors, the component choice), so a
+        reloaded copy plots its decomposition, writes its report, its TIFFs and
+        its segmentation. Its data are NaN (one value broadcast, a few kB once
+        compressed) and ``metadata.LocalFFT.spectra_saved`` is False: recompute
+        the spectra from the image with :func:`local_fft_features` when needed.
+
+        Examples
+        --------
+        >>> small = result.without_spectra()  # doctest: +SKIP
+        >>> small.save("result.hspy")  # ~ MB instead of ~50 MB  # doctest: +SKIP
+        """
+        self._require_decomposition()
+        copy = self.deepcopy()
+        copy.data = np.broadcast_to(np.float32(np.nan), self.data.shape)
+        copy.metadata.set_item("LocalFFT.spectra_saved", False)
+        title = copy.metadata.General.title
+        if "(spectra not saved)" not in title:
+            copy.metadata.General.title = f"{title} (spectra not saved)"
+        return copy
 
     def export_imagej(self, prefix, downsample=1, paths=None):
         """Write ``<prefix>_loadings.tif`` and ``<prefix>_factors.tif``.

@@ -60,11 +60,6 @@ def test_method_on_pyxem_signals_and_calibration(grains_2000):
     assert cos.max(axis=1).min() > 0.95
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 3 open: the automatic choice (profile likelihood in "
-    "learn/n_components.py) finds 5 of the 6 grains here (2 at 200 counts on 40 x 40)",
-)
 def test_number_of_grains_chosen(grains_2000):
     s, truth = grains_2000
     out = sped_phase_map(s, random_state=0)

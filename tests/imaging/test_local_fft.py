@@ -11,7 +11,7 @@ from hyperspy_nanoml.data.textures import make_lazy_textured_image, make_texture
 from hyperspy_nanoml.imaging.local_fft import full_centred_spectrum, window_spectra
 from hyperspy_nanoml.signals.local_fft import LazyLocalFFTSignal, LocalFFTSignal
 
-FOUR = ("horizontal_lines", "oblique_lines", "particles", "grain")
+FOUR = ("vertical_lines", "oblique_lines", "particles", "grain")
 
 
 def _signal(data, scale=2.5, units="nm"):

@@ -7,7 +7,11 @@ import pytest
 from nanoml_test_helpers import CountingArray, matched_similarity
 
 import hyperspy_nanoml
-from hyperspy_nanoml.learn.decomposition import component_choice_from, nmf_decomposition
+from hyperspy_nanoml.learn.decomposition import (
+    component_choice_from,
+    nmf_decomposition,
+    nmf_result,
+)
 from hyperspy_nanoml.learn.nmf import nmf
 from hyperspy_nanoml.learn.signal_matrix import unfold_data
 
@@ -26,9 +30,25 @@ def test_method_is_attached_and_public():
     assert hyperspy_nanoml.nmf_decomposition is nmf_decomposition
 
 
+def test_returns_none_and_the_engine_result_stays_reachable(signal):
+    """Like HyperSpy's decomposition(): None back, results in learning_results;
+    the engine's NMFResult through nmf_result(signal)."""
+    fresh = signal.deepcopy()
+    with pytest.raises(ValueError, match="run s.nmf_decomposition"):
+        nmf_result(fresh)
+    assert signal.nmf_decomposition(3, random_state=0, print_info=False) is None
+    res = nmf_result(signal)
+    lr = signal.learning_results
+    np.testing.assert_allclose(lr.factors, res.H.T, rtol=1e-6)
+    assert lr.nmf_info["passes"] == res.passes
+    with pytest.raises(ValueError, match="not saved"):  # copies do not carry it
+        nmf_result(signal.deepcopy())
+
+
 def test_learning_results_like_decomposition(signal, spot_data):
     _, patterns, maps = spot_data
-    res = signal.nmf_decomposition(3, random_state=0, print_info=False)
+    signal.nmf_decomposition(3, random_state=0, print_info=False)
+    res = nmf_result(signal)
     lr = signal.learning_results
     assert lr.factors.shape == (32 * 32, 3)
     assert lr.loadings.shape == (40 * 40, 3)
@@ -76,7 +96,8 @@ def test_lazy_equals_eager_and_stays_lazy(signal):
     )
     lazy = lazy.as_lazy()
     assert lazy._lazy
-    res = lazy.nmf_decomposition(3, random_state=0, print_info=False)
+    lazy.nmf_decomposition(3, random_state=0, print_info=False)
+    res = nmf_result(lazy)
     assert lazy._lazy and isinstance(lazy.data, da.Array)
     assert counting.largest_read <= 8  # chunks of 8 scan rows, never the whole array
     assert counting.rows_read == res.passes * 40
@@ -232,7 +253,8 @@ def test_spectrum_line(spot_data):
     """A 1-D navigation axis and a 1-D signal (EDS-like)."""
     data, _, _ = spot_data
     s = hs.signals.Signal1D(data.reshape(1600, 1024)[::4])
-    res = s.nmf_decomposition(3, random_state=0, print_info=False)
+    s.nmf_decomposition(3, random_state=0, print_info=False)
+    res = nmf_result(s)
     assert s.learning_results.factors.shape == (1024, 3)
     assert s.learning_results.unfolded is False
     assert s.get_decomposition_loadings().data.shape == (3, 400)
@@ -282,22 +304,24 @@ def test_poisson_and_choice_ride_on_the_engine_passes(signal):
     lazy = hs.signals.Signal2D(
         da.from_array(counting, chunks=(8, 40, 32, 32), asarray=False)
     ).as_lazy()
-    res = lazy.nmf_decomposition(
+    lazy.nmf_decomposition(
         "auto", normalize_poissonian_noise=True, random_state=0, print_info=False
     )
+    res = nmf_result(lazy)
     record = lazy.metadata.Processing.nmf_decomposition
     # every read counted: nothing but the engine's passes
     assert record.passes_over_data == res.passes <= 4
     assert counting.rows_read == record.passes_over_data * 40
-    Xs = _keenan_kotula(signal.data.reshape(1600, -1))[0]
-    ref = choose_n_components(Xs, random_state=0)
+    Xs, ia, ib = _keenan_kotula(signal.data.reshape(1600, -1))
+    ref = choose_n_components(Xs, random_state=0, poisson_scales=(ia, ib))
     choice = component_choice_from(lazy.learning_results)
     assert choice.n_components == ref.n_components == 3
     np.testing.assert_allclose(choice.eigenvalues, ref.eigenvalues, rtol=1e-4)
     assert choice.notes == ref.notes
     # without Poisson scaling the choice reads nothing either
     counting.rows_read = 0
-    res = lazy.nmf_decomposition("auto", random_state=0, print_info=False)
+    lazy.nmf_decomposition("auto", random_state=0, print_info=False)
+    res = nmf_result(lazy)
     record = lazy.metadata.Processing.nmf_decomposition
     assert record.passes_over_data == res.passes
     assert counting.rows_read == record.passes_over_data * 40
@@ -330,7 +354,8 @@ def test_poisson_scaling_inside_the_engine_is_keenan_kotula(signal):
         ).as_lazy()
         if not make_lazy:
             s = hs.signals.Signal2D(signal.data.copy())
-        res = s.nmf_decomposition(3, **kw)
+        s.nmf_decomposition(3, **kw)
+        res = nmf_result(s)
         lr = s.learning_results
         sims, idx = matched_similarity(H_ref[:, keep], lr.factors[keep].T)
         assert sims.min() > 0.99999, sims

@@ -90,3 +90,134 @@ def test_near_empty_samples_do_not_inflate_the_number():
     choice = choose_n_components(np.vstack([X, vacuum]))
     assert choice.n_components == 3
     assert "faint sample" in choice.reason
+
+
+# ---------------------------------------------------------------- counts (Poisson)
+
+
+def _count_mixture(k, counts, shape=(48, 48), m=256, seed=0):
+    """Counts of k sources filling Voronoi regions of a scan (rows in scan order)."""
+    rng = np.random.default_rng(seed)
+    H = rng.random((k, m)) ** 4 + 0.02  # peaky spectra on a small background
+    H /= H.sum(axis=1, keepdims=True)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    centres = rng.random((k, 2)) * shape
+    d = (yy[None] - centres[:, 0, None, None]) ** 2 + (
+        xx[None] - centres[:, 1, None, None]
+    ) ** 2
+    labels = np.argmin(d, axis=0).ravel()
+    return rng.poisson(counts * H[labels]).astype(np.float32), labels
+
+
+def _keenan_kotula(C):
+    a, b = C.sum(axis=1), C.sum(axis=0)
+    r = 1 / np.sqrt(np.where(a > 0, a, 1))
+    c = 1 / np.sqrt(np.where(b > 0, b, 1))
+    return (C * r[:, None] * c[None, :]).astype(np.float32), (r, c)
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+@pytest.mark.parametrize("counts", [5, 20, 300])
+def test_counts_true_number(k, counts):
+    C, _ = _count_mixture(k, counts, seed=k)
+    choice = choose_n_components(C, noise="poisson", random_state=0)
+    assert choice.n_components == k, choice.reason
+    assert choice.method == "poisson_parallel_analysis"
+    assert 0.8 < choice.dispersion < 1.3  # Poisson counts: dispersion ~1
+    # the evidence: eigenvalue k-1 above the floor, eigenvalue k below it
+    assert choice.eigenvalues[k - 2] > choice.threshold > choice.eigenvalues[k - 1]
+
+
+def test_counts_scaled_sample_equals_counts():
+    """The engine's Keenan-Kotula scaled sample with its scales = the counts."""
+    C, _ = _count_mixture(3, 50, seed=11)
+    Xs, scales = _keenan_kotula(C)
+    scaled = choose_n_components(Xs, poisson_scales=scales, random_state=0)
+    direct = choose_n_components(C, noise="poisson", random_state=0)
+    assert scaled.n_components == direct.n_components == 3
+    np.testing.assert_allclose(scaled.eigenvalues, direct.eigenvalues, rtol=1e-3)
+
+
+def test_profile_likelihood_misses_what_the_poisson_floor_finds():
+    """Low counts: the biggest gap is not the noise floor (the reason for the rule)."""
+    C, _ = _count_mixture(4, 20, seed=4)
+    Xs, scales = _keenan_kotula(C)
+    assert choose_n_components(Xs, poisson_scales=scales, random_state=0).n_components == 4
+    assert choose_n_components(Xs, noise="unknown").n_components != 4
+
+
+def test_few_counts_are_binned_and_said():
+    C, _ = _count_mixture(3, 3, seed=5)
+    choice = choose_n_components(C, noise="poisson", random_state=0)
+    assert choice.binning > 1 and "summed in runs" in choice.reason
+    assert choice.n_components == 3
+
+
+def test_gain_is_absorbed_by_the_dispersion():
+    C, _ = _count_mixture(3, 100, seed=6)
+    choice = choose_n_components(4.0 * C, noise="poisson", random_state=0)
+    assert choice.n_components == 3
+    assert 3.0 < choice.dispersion < 5.0
+
+
+def test_pure_noise_counts_give_one_component():
+    rng = np.random.default_rng(7)
+    C = rng.poisson(50 * np.full((600, 128), 1 / 128)).astype(float)
+    assert choose_n_components(C, noise="poisson", random_state=0).n_components == 1
+
+
+def test_poisson_choice_round_trips_and_plots():
+    import matplotlib.pyplot as plt
+
+    from hyperspy_nanoml.learn.n_components import ComponentChoice
+
+    C, _ = _count_mixture(3, 100, seed=8)
+    choice = choose_n_components(C, noise="poisson", random_state=0)
+    back = ComponentChoice.from_dict(choice.as_dict())
+    assert back.reason == choice.reason
+    assert back.threshold == pytest.approx(choice.threshold)
+    ax = back.plot()
+    assert "noise floor" in [t.get_text() for t in ax.get_legend().get_texts()][-1]
+    plt.close(ax.figure)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"noise": "gauss"}, "noise must be"),
+        ({"poisson_scales": (np.ones(3), np.ones(64))}, "one factor per row"),
+    ],
+)
+def test_poisson_bad_input(kwargs, match):
+    C, _ = _count_mixture(2, 20)
+    with pytest.raises(ValueError, match=match):
+        choose_n_components(C[:, :64], **kwargs)
+
+
+def test_poisson_refuses_negative_values():
+    C, _ = _count_mixture(2, 20)
+    with pytest.raises(ValueError, match="negative"):
+        choose_n_components(C - 1.0, noise="poisson")
+
+
+@pytest.mark.parametrize("counts", [200.0, 2000.0])
+def test_pyxem_grains_number(counts):
+    """pyxem's simulated grains (6 distinct patterns) through the NMF engine with
+    Poisson scaling: the choice rides on its first pass."""
+    pytest.importorskip("pyxem")
+    from hyperspy_nanoml.data.pyxem_grains import pyxem_grains
+    from hyperspy_nanoml.learn.nmf import nmf
+
+    s, truth = pyxem_grains(counts, size=40, random_state=1)
+    X = np.asarray(s.data, dtype=np.float32).reshape(1600, -1)
+    yy, xx = np.mgrid[:64, :64]
+    beam = ((yy - 32) ** 2 + (xx - 32) ** 2 <= 6**2).ravel()  # direct beam masked
+    res = nmf(
+        X,
+        "auto",
+        normalize_poissonian_noise=True,
+        column_mask=beam,
+        random_state=0,
+        max_iter=5,
+    )
+    assert res.component_choice.n_components == truth.n_grains == 6

@@ -13,6 +13,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import hyperspy_nanoml  # noqa: F401  (attaches nmf_decomposition)
+from hyperspy_nanoml.learn.decomposition import nmf_result
 from hyperspy_nanoml.learn.n_components import choose_n_components
 from hyperspy_nanoml.learn.nmf import NMF, nmf
 from hyperspy_nanoml.learn.verification import match_components, verify_nmf
@@ -38,9 +39,10 @@ def _mixture(n=120, m=48, k=3, seed=0, scale=50.0):
 def test_constant_or_identical_rows_give_finite_factors(data, poisson):
     s = hs.signals.Signal2D(data) if data.ndim == 4 else hs.signals.Signal1D(data)
     with pytest.warns(UserWarning, match="numerical rank below n_components=3"):
-        res = s.nmf_decomposition(
+        s.nmf_decomposition(
             3, normalize_poissonian_noise=poisson, random_state=0, print_info=False
         )
+        res = nmf_result(s)
     lr = s.learning_results
     assert np.isfinite(lr.factors).all() and np.isfinite(lr.loadings).all()
     assert res.converged and res.reconstruction_error < 1e-5  # rank 1: an exact fit
@@ -173,7 +175,8 @@ def test_match_components_unequal_counts():
 def test_seeds_recorded_and_repeatable():
     X = _mixture()
     s = hs.signals.Signal1D(X)
-    a = s.nmf_decomposition(3, random_state=np.int64(5), print_info=False)
+    s.nmf_decomposition(3, random_state=np.int64(5), print_info=False)
+    a = nmf_result(s)
     assert s.metadata.Processing.nmf_decomposition.random_state == 5
     assert s.learning_results.nmf_info["random_state"] == 5
     b = nmf(X, 3, random_state=5)
