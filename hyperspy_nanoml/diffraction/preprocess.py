@@ -19,7 +19,9 @@ from scipy import ndimage
 
 __all__ = [
     "as_float32",
+    "beam_and_vacuum",
     "bin_reciprocal",
+    "check_sped_signal",
     "direct_beam_mask",
     "find_direct_beam",
     "mean_pattern",
@@ -34,7 +36,8 @@ def _is_lazy(signal):
     return is_lazy(signal)
 
 
-def _check_signal(signal, *, need_navigation=True, what="this function"):
+def check_sped_signal(signal, *, need_navigation=True, what="this function"):
+    """Raise a clear error unless ``signal`` is a scan of real-valued 2-D patterns."""
     from hyperspy.signal import BaseSignal
 
     if not isinstance(signal, BaseSignal):
@@ -132,7 +135,7 @@ def _mean_and_outer(signal, outer_radius=None, show_progressbar=None):
 
 def mean_pattern(signal, *, show_progressbar=None):
     """The mean diffraction pattern (float64, array order), one pass over the data."""
-    _check_signal(signal, need_navigation=False, what="mean_pattern")
+    check_sped_signal(signal, need_navigation=False, what="mean_pattern")
     return _mean_and_outer(signal, None, show_progressbar)[0]
 
 
@@ -240,7 +243,7 @@ def find_direct_beam(signal, *, min_contrast=5.0, show_progressbar=None):
     ValueError
         If no compact, dominant bright blob is found (no beam in the data).
     """
-    _check_signal(signal, need_navigation=False, what="find_direct_beam")
+    check_sped_signal(signal, need_navigation=False, what="find_direct_beam")
     mean = mean_pattern(signal, show_progressbar=show_progressbar)
     centre, radius, _ = _beam_from_mean(mean, min_contrast=min_contrast)
     return np.array(centre), radius
@@ -314,7 +317,7 @@ def vacuum_mask(
         navigation masks are in ``navigation_shape`` order) or as a signal.
     intensity : ndarray, optional
     """
-    _check_signal(signal, what="vacuum_mask")
+    check_sped_signal(signal, what="vacuum_mask")
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold!r}")
     shape = _signal_shape(signal)
@@ -373,7 +376,7 @@ def bin_reciprocal(signal, factor):
     axes keep their units with ``scale * factor`` and an offset at the centre of
     the first new pixel, so calibrated positions are preserved.
     """
-    _check_signal(signal, need_navigation=False, what="bin_reciprocal")
+    check_sped_signal(signal, need_navigation=False, what="bin_reciprocal")
     if not isinstance(factor, (int, np.integer)) or factor < 1:
         raise ValueError(f"the binning factor must be a positive int, got {factor!r}")
     factor = int(factor)
@@ -431,6 +434,95 @@ def as_float32(signal, *, block_bytes=_BLOCK_BYTES):
     from hyperspy_nanoml._compat import deepcopy_with_new_data
 
     return deepcopy_with_new_data(signal, new)
+
+
+def _store_vacuum(info, test):
+    info["vacuum_mask"] = test.mask
+    info["vacuum_patterns"] = int(test.mask.sum())
+    info["vacuum_test"] = test.as_dict()
+
+
+def beam_and_vacuum(
+    processed,
+    mean,
+    ring_sums,
+    rings,
+    info,
+    *,
+    mask_direct_beam=True,
+    beam_radius=None,
+    binning=1,
+    exclude_vacuum=False,
+    vacuum_threshold=0.1,
+    min_contrast=5.0,
+):
+    """The direct beam and the vacuum patterns from one pass's statistics (no data read).
+
+    What :func:`preprocess_sped` decides after its pass, usable on statistics
+    gathered by another pass (the NMF's first,
+    :func:`~hyperspy_nanoml.diffraction.workflow.sped_phase_map`).
+
+    Parameters
+    ----------
+    processed : signal
+        The (binned) signal the statistics describe (axes for calibration).
+    mean : ndarray (pattern shape) or None
+        The mean pattern (None when neither the beam nor the vacuum is wanted).
+    ring_sums : ndarray (*navigation, rings.n_groups) or None
+        :func:`~hyperspy_nanoml.diffraction.vacuum.ring_sector_sums` around the
+        pattern centre (``rings``, no mask), for the vacuum test.
+    rings : RingSectors or None
+    info : dict
+        Updated in place: the beam (``direct_beam_centre``, ``direct_beam_radius``,
+        calibrated values, ``masked_pixels``, ``radius_source``) and, when the
+        test could run on these sums, ``vacuum_mask``, ``vacuum_patterns``,
+        ``vacuum_test``, ``vacuum_method``. With ``exclude_vacuum`` and no
+        ``vacuum_mask`` set, the beam lies too far from the pattern centre for
+        rings around it: the test needs its own pass (rings around the beam).
+    mask_direct_beam, beam_radius, binning, exclude_vacuum, vacuum_threshold, min_contrast
+        As in :func:`preprocess_sped`.
+
+    Returns
+    -------
+    signal_mask : ndarray of bool (pattern shape) or None
+        True on the direct beam; None without ``mask_direct_beam``.
+    """
+    if not (mask_direct_beam or exclude_vacuum):
+        return None
+    shape = _signal_shape(processed)
+    centre, radius, _ = _beam_from_mean(mean, min_contrast=min_contrast)
+    if beam_radius is not None:
+        radius = float(beam_radius) / binning
+        info["radius_source"] = "given"
+    else:
+        info["radius_source"] = "estimated"
+    signal_mask = direct_beam_mask(processed, centre, radius)
+    kx, ky = processed.axes_manager.signal_axes
+    info.update(
+        direct_beam_centre=(float(centre[0]), float(centre[1])),
+        direct_beam_centre_calibrated=(
+            float(kx.offset + kx.scale * centre[0]),
+            float(ky.offset + ky.scale * centre[1]),
+        ),
+        direct_beam_radius=float(radius),
+        direct_beam_radius_calibrated=float(radius * kx.scale),
+        units=str(kx.units),
+        masked_pixels=int(signal_mask.sum()),
+    )
+    if exclude_vacuum and ring_sums is not None and rings is not None:
+        from hyperspy_nanoml.diffraction.vacuum import vacuum_test
+
+        offset = np.hypot(centre[0] - shape[1] / 2.0, centre[1] - shape[0] / 2.0)
+        if offset + radius <= min(shape) / 6.0:  # the beam inside the central disk
+            test = vacuum_test(
+                ring_sums, rings, int(np.ceil(offset + radius)), alpha=vacuum_threshold
+            )
+            info["vacuum_method"] = (
+                "Poisson test of the counts outside the beam against its tail, "
+                "rings around the pattern centre (same pass as the beam)"
+            )
+            _store_vacuum(info, test)
+    return signal_mask if mask_direct_beam else None
 
 
 def preprocess_sped(
@@ -494,7 +586,7 @@ def preprocess_sped(
         ``vacuum_mask`` (bool, navigation shape in array order, ``True`` =
         vacuum), ``vacuum_patterns`` and ``vacuum_method``.
     """
-    _check_signal(signal, what="preprocess_sped")
+    check_sped_signal(signal, what="preprocess_sped")
     if not isinstance(binning, (int, np.integer)) or binning < 1:
         raise ValueError(f"binning must be a positive int, got {binning!r}")
     if beam_radius is not None and not (np.isfinite(beam_radius) and beam_radius > 0):
@@ -517,9 +609,7 @@ def preprocess_sped(
         "direct_beam_masked": bool(mask_direct_beam),
         "passes_over_data": 0,
     }
-    signal_mask = None
-    outer = None  # ring x sector sums around the pattern centre (vacuum test)
-    outer_radius = min(shape) / 6.0
+    mean = outer = rings = None  # outer: ring x sector sums around the pattern centre
     if exclude_vacuum:  # the vacuum test needs the beam: found in the same pass
         from hyperspy_nanoml.diffraction.vacuum import (
             RingSectors,
@@ -538,56 +628,29 @@ def preprocess_sped(
     elif mask_direct_beam:
         mean, outer = _mean_and_outer(processed, None, show_progressbar)
         info["passes_over_data"] += 1
-    if mask_direct_beam or exclude_vacuum:
-        centre, radius, _ = _beam_from_mean(mean, min_contrast=min_contrast)
-        if beam_radius is not None:
-            radius = float(beam_radius) / binning
-            info["radius_source"] = "given"
-        else:
-            info["radius_source"] = "estimated"
-        signal_mask = direct_beam_mask(processed, centre, radius)
-        kx, ky = processed.axes_manager.signal_axes
-        info.update(
-            direct_beam_centre=(float(centre[0]), float(centre[1])),
-            direct_beam_centre_calibrated=(
-                float(kx.offset + kx.scale * centre[0]),
-                float(ky.offset + ky.scale * centre[1]),
-            ),
-            direct_beam_radius=float(radius),
-            direct_beam_radius_calibrated=float(radius * kx.scale),
-            units=str(kx.units),
-            masked_pixels=int(signal_mask.sum()),
+    signal_mask = beam_and_vacuum(
+        processed,
+        mean,
+        outer,
+        rings,
+        info,
+        mask_direct_beam=mask_direct_beam,
+        beam_radius=beam_radius,
+        binning=binning,
+        exclude_vacuum=exclude_vacuum,
+        vacuum_threshold=vacuum_threshold,
+        min_contrast=min_contrast,
+    )
+    if exclude_vacuum and "vacuum_mask" not in info:  # beam off centre: own pass
+        beam = direct_beam_mask(
+            processed, info["direct_beam_centre"], info["direct_beam_radius"]
         )
-        if outer is not None:
-            offset = np.hypot(centre[0] - shape[1] / 2.0, centre[1] - shape[0] / 2.0)
-            if offset + radius > outer_radius:
-                outer = None  # the beam is not inside the central disk
-    if exclude_vacuum:
-        from hyperspy_nanoml.diffraction.vacuum import vacuum_test
-
-        if outer is not None:
-            test = vacuum_test(
-                outer, rings, int(np.ceil(offset + radius)), alpha=vacuum_threshold
-            )
-            info["vacuum_method"] = (
-                "Poisson test of the counts outside the beam against its tail, "
-                "rings around the pattern centre (same pass as the beam)"
-            )
-        else:
-            test = _vacuum_test_of(
-                processed, signal_mask, vacuum_threshold, show_progressbar
-            )
-            info["passes_over_data"] += 1
-            info["vacuum_method"] = (
-                "Poisson test of the counts outside the beam mask against its tail "
-                "(own pass)"
-            )
-        vacuum = test.mask
-        info["vacuum_mask"] = vacuum
-        info["vacuum_patterns"] = int(vacuum.sum())
-        info["vacuum_test"] = test.as_dict()
-    if not mask_direct_beam:
-        signal_mask = None  # the beam was found for the vacuum test only
+        test = _vacuum_test_of(processed, beam, vacuum_threshold, show_progressbar)
+        info["passes_over_data"] += 1
+        info["vacuum_method"] = (
+            "Poisson test of the counts outside the beam mask against its tail (own pass)"
+        )
+        _store_vacuum(info, test)
     processed.metadata.set_item(
         "Processing.preprocess_sped",
         {

@@ -165,7 +165,7 @@ _SLICE_PATTERNS = 1024  # patterns per slice of a block
 _TILE_PATTERNS = 128  # patterns transposed together (2 MiB float32 at 64 x 64: in L2)
 
 
-def _block_sums_and_colsum(block, matrix):
+def _block_sums_and_colsum(block, matrix, column_sums=True):
     """(..., rows, cols) block -> ((..., n_groups) float32 sums, float64 pixel sums).
 
     Tile by tile (no float32 copy of the block): every tile of patterns is
@@ -187,13 +187,14 @@ def _block_sums_and_colsum(block, matrix):
         t = tile[:, : b - a]
         np.copyto(t, flat[a:b].T, casting="unsafe")
         out[a:b] = (matrix @ t).T
-        colsum += t.sum(axis=1)
+        if column_sums:
+            colsum += t.sum(axis=1)
     return out.reshape(lead + (n_groups,)), colsum
 
 
 def _block_sums(block, matrix):
     """(..., rows, cols) block -> (..., n_groups) float32 sums (one sparse product)."""
-    return _block_sums_and_colsum(block, matrix)[0]
+    return _block_sums_and_colsum(block, matrix, column_sums=False)[0]
 
 
 def ring_sector_sums(data, geometry: RingSectors):

@@ -83,7 +83,13 @@ def sped_phase_map(
     2. :func:`~hyperspy_nanoml.diffraction.preprocess.preprocess_sped`: optional
        reciprocal binning, float32 block by block, direct beam found and masked,
        and patterns without diffracted intensity (vacuum, holes) found, all in
-       one pass over the data;
+       one pass over the data. For lazy unbinned data this pass is the NMF's
+       first: the mean pattern (beam) and every pattern's ring sums (vacuum
+       test) are taken there and the masks decided before its second pass
+       (:class:`~hyperspy_nanoml.learn.nmf.FirstPassMasks`), so the whole call
+       reads the data as often as the NMF alone (4 times by default). If the
+       beam lies too far from the pattern centre for that test, the pass is
+       repeated the other way (one more read);
     3. the vacuum patterns are excluded from the fit (their loadings are NaN,
        as for any HyperSpy navigation mask);
     4. :func:`~hyperspy_nanoml.learn.decomposition.nmf_decomposition` with the
@@ -170,6 +176,31 @@ def sped_phase_map(
     if max_components is not None:
         max_components = check_positive_int(max_components, "max_components")
     signal = _load(data, lazy)
+    wasted_passes = 0
+    if _beam_and_vacuum_in_nmf(
+        signal, binning, mask_direct_beam, exclude_vacuum, nmf_kwargs
+    ):
+        # lazy data: the beam and the vacuum are decided from the NMF's own first
+        # pass (no pass of their own); the old path below when that cannot be done
+        result = _phase_map_one_read(
+            data,
+            signal,
+            n_components,
+            mask_direct_beam=mask_direct_beam,
+            beam_radius=beam_radius,
+            exclude_vacuum=exclude_vacuum,
+            vacuum_threshold=vacuum_threshold,
+            normalize_poissonian_noise=normalize_poissonian_noise,
+            seed=seed if seed is not None else random_state,
+            max_components=max_components,
+            show_progressbar=show_progressbar,
+            print_info=print_info,
+            nmf_kwargs=nmf_kwargs,
+        )
+        if result is not None:
+            processed, info = result
+            return _finish(processed, info, report, n_restarts, seed, show_progressbar)
+        wasted_passes = 1  # the NMF's first pass, stopped: the beam is off centre
     started = time.perf_counter()
     processed, signal_mask, info = preprocess_sped(
         signal,
@@ -181,6 +212,7 @@ def sped_phase_map(
         show_progressbar=show_progressbar,
     )
     info["source"] = str(data) if isinstance(data, (str, Path)) else "signal"
+    info["passes_over_data"] += wasted_passes
     navigation_mask = info.pop("vacuum_mask", None)
     if navigation_mask is not None:
         if navigation_mask.all():
@@ -214,6 +246,11 @@ def sped_phase_map(
             fitted.metadata.get_item("Processing.nmf_decomposition"),
         )
     info["seconds_nmf"] = round(time.perf_counter() - started, 3)
+    return _finish(processed, info, report, n_restarts, seed, show_progressbar)
+
+
+def _finish(processed, info, report, n_restarts, seed, show_progressbar):
+    """Record what was done, write the report if asked (never losing the NMF)."""
     lr = processed.learning_results
     record = processed.metadata.get_item("Processing.nmf_decomposition", {})
     if hasattr(record, "as_dictionary"):
@@ -221,7 +258,7 @@ def sped_phase_map(
     info.update(
         n_components=int(lr.factors.shape[1]),
         n_components_choice=_choice_reason(lr),
-        normalize_poissonian_noise=bool(normalize_poissonian_noise),
+        normalize_poissonian_noise=bool(record.get("normalize_poissonian_noise")),
         relative_reconstruction_error=float(
             record.get("relative_reconstruction_error", np.nan)
         ),
@@ -251,6 +288,149 @@ def sped_phase_map(
         {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.items()},
     )
     return processed
+
+
+class _OwnPassNeeded(Exception):
+    """The vacuum test cannot use rings around the pattern centre (beam off centre)."""
+
+
+def _beam_and_vacuum_in_nmf(signal, binning, mask_direct_beam, exclude_vacuum, nmf_kwargs):
+    from hyperspy_nanoml.learn.blocks import is_lazy
+
+    return (
+        is_lazy(signal)
+        and binning == 1
+        and (mask_direct_beam or exclude_vacuum)
+        and nmf_kwargs.get("compression", "auto") is not False
+        and signal.axes_manager.navigation_dimension > 0
+    )
+
+
+def _phase_map_one_read(
+    data,
+    signal,
+    n_components,
+    *,
+    mask_direct_beam,
+    beam_radius,
+    exclude_vacuum,
+    vacuum_threshold,
+    normalize_poissonian_noise,
+    seed,
+    max_components,
+    show_progressbar,
+    print_info,
+    nmf_kwargs,
+):
+    """Beam, vacuum and NMF with the beam and vacuum decided from the NMF's first pass.
+
+    The first pass of the NMF reads every pattern once anyway (column sums = the
+    mean pattern, the sketch); it also takes each pattern's ring x direction
+    sums around the pattern centre (:func:`~hyperspy_nanoml.diffraction.vacuum.
+    ring_sector_sums`). After it, the beam is found in the mean pattern and the
+    vacuum test runs on those sums (:func:`~hyperspy_nanoml.diffraction.
+    preprocess.beam_and_vacuum`); the NMF's second pass then reads only the
+    kept patterns with the beam masked and gathers its exact statistics
+    (:class:`~hyperspy_nanoml.learn.nmf.FirstPassMasks`). Returns
+    ``(processed, info)``, or None when the beam lies too far from the centre
+    for those rings (the caller then takes the path with a pass of its own).
+    """
+    from hyperspy_nanoml.diffraction.preprocess import (
+        as_float32,
+        beam_and_vacuum,
+        check_sped_signal,
+    )
+    from hyperspy_nanoml.diffraction.vacuum import RingSectors, ring_sector_sums
+    from hyperspy_nanoml.learn.decomposition import nmf_decomposition
+    from hyperspy_nanoml.learn.nmf import FirstPassMasks
+
+    started = time.perf_counter()
+    # the checks of preprocess_sped, before any read
+    check_sped_signal(signal, what="preprocess_sped")
+    if beam_radius is not None and not (np.isfinite(beam_radius) and beam_radius > 0):
+        raise ValueError(
+            f"beam_radius must be a positive number of pixels, got {beam_radius!r}"
+        )
+    if exclude_vacuum and not 0 < vacuum_threshold < 1:
+        raise ValueError(
+            f"vacuum_threshold must be between 0 and 1, got {vacuum_threshold!r}"
+        )
+    processed = as_float32(signal)  # lazy: nothing computed
+    shape = tuple(int(v) for v in processed.data.shape[-2:])
+    nav_shape = tuple(int(v) for v in processed.data.shape[:-2])
+    n_rows = int(np.prod(nav_shape))
+    rings = RingSectors.around(shape) if exclude_vacuum else None
+    info = {
+        "binning": 1,
+        "dtype_in": str(signal.data.dtype),
+        "dtype_out": "float32",
+        "lazy": True,
+        "pattern_shape": shape,
+        "direct_beam_masked": bool(mask_direct_beam),
+        "passes_over_data": 0,
+    }
+
+    def row_statistics(block):
+        if rings is None:
+            return np.zeros((block.shape[0], 0), dtype=np.float32)
+        return ring_sector_sums(np.asarray(block).reshape((-1,) + shape), rings)
+
+    def decide(column_sums, statistics):
+        mean = (np.asarray(column_sums, dtype=np.float64) / n_rows).reshape(shape)
+        sums = statistics.reshape(nav_shape + statistics.shape[1:]) if rings else None
+        signal_mask = beam_and_vacuum(
+            processed,
+            mean,
+            sums,
+            rings,
+            info,
+            mask_direct_beam=mask_direct_beam,
+            beam_radius=beam_radius,
+            binning=1,
+            exclude_vacuum=exclude_vacuum,
+            vacuum_threshold=vacuum_threshold,
+        )
+        if exclude_vacuum and "vacuum_mask" not in info:
+            raise _OwnPassNeeded
+        vacuum = info.get("vacuum_mask")
+        if vacuum is not None and vacuum.all():
+            raise ValueError("every pattern looks like vacuum; lower vacuum_threshold")
+        return (
+            None if signal_mask is None else signal_mask.ravel(),
+            None if vacuum is None or not vacuum.any() else vacuum.ravel(),
+        )
+
+    fitted = _nmf_input(signal, processed, 1)
+    try:
+        nmf_decomposition(
+            fitted,
+            n_components,
+            normalize_poissonian_noise=normalize_poissonian_noise,
+            random_state=seed,
+            max_components=max_components,
+            show_progressbar=show_progressbar,
+            print_info=print_info,
+            masks_from_first_pass=FirstPassMasks(row_statistics, decide),
+            **nmf_kwargs,
+        )
+    except _OwnPassNeeded:
+        return None
+    if fitted is not processed:
+        processed.learning_results = fitted.learning_results  # same object
+        processed.metadata.set_item(
+            "Processing.nmf_decomposition",
+            fitted.metadata.get_item("Processing.nmf_decomposition"),
+        )
+    info["source"] = str(data) if isinstance(data, (str, Path)) else "signal"
+    info["beam_and_vacuum"] = "decided from the NMF's first pass (no pass of their own)"
+    info.pop("vacuum_mask", None)
+    info["seconds_preprocessing"] = 0.0
+    info["seconds_nmf"] = round(time.perf_counter() - started, 3)
+    processed.metadata.set_item(
+        "Processing.preprocess_sped",
+        {k: (list(v) if isinstance(v, tuple) else v) for k, v in info.items()},
+    )
+    return processed, info
 
 
 def _nmf_input(signal, processed, binning):

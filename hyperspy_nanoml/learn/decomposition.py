@@ -13,7 +13,7 @@ import weakref
 import numpy as np
 
 from hyperspy_nanoml._validation import check_n_components, check_real_dtype
-from hyperspy_nanoml.learn.nmf import NMFResult, nmf
+from hyperspy_nanoml.learn.nmf import FirstPassMasks, NMFResult, nmf
 from hyperspy_nanoml.learn.signal_matrix import (
     component_choice_from,
     flat_mask,
@@ -163,6 +163,7 @@ def nmf_decomposition(
     max_components: int | None = None,
     show_progressbar: bool | None = None,
     print_info: bool = True,
+    masks_from_first_pass: FirstPassMasks | None = None,
 ) -> None:
     """Non-negative matrix factorisation of any HyperSpy signal, eager or lazy.
 
@@ -214,6 +215,12 @@ def nmf_decomposition(
         Default: HyperSpy's preference.
     print_info : bool
         Print a summary like ``decomposition()`` does.
+    masks_from_first_pass : hyperspy_nanoml.learn.nmf.FirstPassMasks, optional
+        Decide the signal and navigation masks (flat, array order, True =
+        excluded) from the NMF's first pass instead of giving them (no pass of
+        their own; e.g. the direct beam and the vacuum of a SPED scan, see
+        :func:`~hyperspy_nanoml.diffraction.workflow.sped_phase_map`). Not
+        together with ``signal_mask`` / ``navigation_mask``.
 
     Returns
     -------
@@ -244,6 +251,7 @@ def nmf_decomposition(
         X,  # masked rows are skipped inside the passes: no gathered copy
         n_components,
         row_mask=nav_mask,
+        masks_from_first_pass=masks_from_first_pass,
         normalize_poissonian_noise=normalize_poissonian_noise,
         column_mask=sig_mask,
         max_iter=max_iter,
@@ -254,6 +262,8 @@ def nmf_decomposition(
         max_components=max_components,
         show_progressbar=show_progressbar,
     )
+    if masks_from_first_pass is not None:  # the masks the first pass decided
+        sig_mask, nav_mask = res.column_mask, res.row_mask
     choice = res.component_choice
     k = res.n_components
     factors, loadings, explained, ratio = _learning_arrays(res, sig_mask, nav_mask)

@@ -70,7 +70,15 @@ from hyperspy_nanoml._validation import (
 )
 from hyperspy_nanoml.learn.blocks import BlockPrep, RowBlocks, one_blas_thread
 
-__all__ = ["NMF", "NMFResult", "hals_sweeps", "nmf", "nnls_loadings", "residual_sq_rows"]
+__all__ = [
+    "NMF",
+    "FirstPassMasks",
+    "NMFResult",
+    "hals_sweeps",
+    "nmf",
+    "nnls_loadings",
+    "residual_sq_rows",
+]
 
 _TINY = np.float32(1e-30)  # floor for HALS updates: no exact zero-locking, no 0/0
 _ERROR_FLOOR = 0.01  # convergence: decrease <= tol * max(error, floor)
@@ -138,6 +146,8 @@ class NMFResult:
         (float32; sums of zero count as 1), when the data were scaled.
     component_choice : ComponentChoice or None
         The evidence for ``n_components="auto"``.
+    column_mask, row_mask : numpy.ndarray of bool or None
+        The masks used (True = excluded), given or decided from the first pass.
     """
 
     W: np.ndarray
@@ -160,6 +170,8 @@ class NMFResult:
     row_scale: np.ndarray | None = None
     column_scale: np.ndarray | None = None
     component_choice: object = None
+    column_mask: np.ndarray | None = None
+    row_mask: np.ndarray | None = None
 
     @property
     def n_components(self) -> int:
@@ -185,6 +197,20 @@ def _rademacher_rows(key, row_start, n_rows, s):
         out[:, g : g + 4] = (raw[:, : min(4, s - g)] & np.uint64(1)).astype(np.float32)
     out *= 2
     out -= 1
+    return out
+
+
+def _column_sums(xs, group=64):
+    """float64 column sums of a float32 slice, ~5x faster than ``sum(axis=0,
+    dtype=float64)``: float32 sums over groups of 64 rows (relative error below
+    64 float32 roundings; exact for counts), then float64 over the groups."""
+    n, m = xs.shape
+    full = n - n % group
+    out = np.zeros(m, dtype=np.float64)
+    if full:
+        out += xs[:full].reshape(-1, group, m).sum(axis=1).sum(axis=0, dtype=np.float64)
+    if full < n:
+        out += xs[full:].sum(axis=0, dtype=np.float64)
     return out
 
 
@@ -222,14 +248,14 @@ def _kernel_first_pass(
         minimum = min(minimum, lo)
         if stride and raw_sample:
             sample.append(xs[(-(k0 + a)) % stride :: stride].copy())
-        colsum += xs.sum(axis=0, dtype=np.float64)
+        colsum += _column_sums(xs)
         if poisson:
             raw_sq[0] += float(np.einsum("ij,ij->i", xs, xs).sum(dtype=np.float64))
-            rs = xs.sum(axis=1, dtype=np.float64)
+            rs = xs.sum(axis=1).astype(np.float64)  # float32 pairwise along rows
             row_sums[a:b] = rs
             ia = (1.0 / np.sqrt(np.where(rs > 0, rs, 1.0))).astype(np.float32)
             xs = xs * ia[:, None]  # a new array: the input is never modified
-            colsum_scaled += xs.sum(axis=0, dtype=np.float64)
+            colsum_scaled += _column_sums(xs)
         colsq += np.einsum("ij,ij->j", xs, xs)
         if s:
             psi = _rademacher_rows(key, k0 + a, b - a, s)
@@ -239,9 +265,7 @@ def _kernel_first_pass(
     if not poisson:
         raw_sq[0] = colsq.sum()
     if stride:
-        sample = (
-            np.concatenate(sample, axis=0) if sample else np.zeros((0, m), np.float32)
-        )
+        sample = np.concatenate(sample, axis=0) if sample else np.zeros((0, m), np.float32)
     else:
         sample = None
     counts = np.array([n_nonfinite, n_negative], dtype=np.int64)
@@ -270,7 +294,7 @@ def _kernel_range(block, start, prep, V):
     return Y.astype(np.float64), (C,)
 
 
-def _kernel_range_stats(block, start, prep, T):
+def _kernel_range_stats(block, start, prep, T, poisson=True):
     """Pass 2 after masks decided from pass 1: the statistics of pass 1 on the kept
     rows and columns, and the range products, in one read.
 
@@ -297,13 +321,14 @@ def _kernel_range_stats(block, start, prep, T):
             counts[0] += xs.size - int(np.count_nonzero(finite))
             xs = np.where(finite, xs, np.float32(0))
         counts[1] += int(np.count_nonzero(xs < 0))
-        colsum += xs.sum(axis=0, dtype=np.float64)
+        colsum += _column_sums(xs)
         raw_sq[0] += float(np.einsum("ij,ij->i", xs, xs).sum(dtype=np.float64))
-        rs = xs.sum(axis=1, dtype=np.float64)
+        rs = xs.sum(axis=1).astype(np.float64)  # float32 pairwise along rows
         row_sums[a:b] = rs
-        ia = (1.0 / np.sqrt(np.where(rs > 0, rs, 1.0))).astype(np.float32)
-        xs = xs * ia[:, None]
-        colsum_scaled += xs.sum(axis=0, dtype=np.float64)
+        if poisson:
+            ia = (1.0 / np.sqrt(np.where(rs > 0, rs, 1.0))).astype(np.float32)
+            xs = xs * ia[:, None]
+            colsum_scaled += _column_sums(xs)
         colsq += np.einsum("ij,ij->j", xs, xs)
         Y[a:b] = xs @ Tf
         C += Y[a:b].T @ xs
@@ -500,38 +525,32 @@ def _canonical(Wt, H, row_factor=None, column_factor=None):
     )
 
 
-def _column_mask(column_mask, m):
-    """Flat bool mask (True = excluded) of length m, or None."""
-    if column_mask is None:
+def _flat_mask(mask, size, what, unit):
+    """Flat bool mask (True = excluded) of ``size`` entries, or None when nothing is."""
+    if mask is None:
         return None
-    mask = np.asarray(column_mask)
+    mask = np.asarray(mask)
     if mask.dtype != bool:
         if mask.size and not np.isin(np.unique(mask), [0, 1]).all():
-            raise ValueError("column_mask must be boolean (True = excluded column)")
+            raise ValueError(f"{what} must be boolean (True = excluded {unit})")
         mask = mask.astype(bool)
     mask = mask.ravel()
-    if mask.size != m:
-        raise ValueError(f"column_mask has {mask.size} entries, X has {m} columns")
+    if mask.size != size:
+        raise ValueError(f"{what} has {mask.size} entries, X has {size} {unit}s")
     if mask.all():
-        raise ValueError("column_mask excludes every column: there is nothing to factorise")
+        raise ValueError(f"{what} excludes every {unit}: there is nothing to factorise")
     return mask if mask.any() else None
+
+
+def _column_mask(column_mask, m):
+    """Flat bool mask (True = excluded) of length m, or None."""
+    return _flat_mask(column_mask, m, "column_mask", "column")
 
 
 def _keep_rows(row_mask, n):
     """Bool array of kept rows (True = kept) from a row mask (True = excluded), or None."""
-    if row_mask is None:
-        return None
-    mask = np.asarray(row_mask)
-    if mask.dtype != bool:
-        if mask.size and not np.isin(np.unique(mask), [0, 1]).all():
-            raise ValueError("row_mask must be boolean (True = excluded row)")
-        mask = mask.astype(bool)
-    mask = mask.ravel()
-    if mask.size != n:
-        raise ValueError(f"row_mask has {mask.size} entries, X has {n} rows")
-    if mask.all():
-        raise ValueError("row_mask excludes every row: there is nothing to factorise")
-    return ~mask if mask.any() else None
+    mask = _flat_mask(row_mask, n, "row_mask", "row")
+    return None if mask is None else ~mask
 
 
 # --------------------------------------------------------------------- nmf
@@ -549,6 +568,7 @@ class _FirstPass:
     row_scale: np.ndarray | None
     column_scale: np.ndarray | None
     sample: np.ndarray | None
+    sample_row_scale: np.ndarray | None = None  # when the sample is not row_scale[::stride]
 
 
 def _first_pass(blocks, prep, key, s, poisson, stride, shape):
@@ -602,12 +622,167 @@ def _choose(first, max_components, seed, rng, stride, n, m, choice_options):
         sampled_stride=stride,
         poisson_scales=None
         if first.row_scale is None
-        else (first.row_scale[::stride], first.column_scale),
+        else (
+            first.row_scale[::stride]
+            if first.sample_row_scale is None
+            else first.sample_row_scale,
+            first.column_scale,
+        ),
         **(choice_options or {}),
     )
     k = min(int(choice.n_components), n, m)
     first.sample = None  # up to 256 MB: not kept
     return choice, k
+
+
+@dataclass(frozen=True)
+class FirstPassMasks:
+    """Column and row masks decided from the NMF's own first pass (no pass of their own).
+
+    Attributes
+    ----------
+    row_statistics : callable
+        ``row_statistics(block) -> (rows, q) array``: per-row numbers of a raw block
+        (rows x features as stored, any real dtype), computed in the first pass.
+    decide : callable
+        ``decide(column_sums, statistics) -> (column_mask, row_mask)``: from the
+        float64 column sums of all rows (the mean pattern times the number of
+        rows) and the ``(n_samples, q)`` statistics of every row, the masks
+        (bool, True = excluded, or None). Raise to stop before any other pass.
+    """
+
+    row_statistics: object
+    decide: object
+
+
+def _stack_statistics(parts):
+    """Per-block row statistics into one array, releasing each block's as it is copied."""
+    n = sum(p[3].shape[0] for p in parts)
+    first = parts[0][3]
+    out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
+    a = 0
+    for i, p in enumerate(parts):
+        st = p[3]
+        out[a : a + st.shape[0]] = st
+        a += st.shape[0]
+        parts[i] = p[:3] + (None,)
+    return out
+
+
+def _deferred_first_passes(blocks, masks, key, s, poisson, stride, bar):
+    """Passes 1 and 2 when the masks are decided from pass 1 (:class:`FirstPassMasks`).
+
+    Pass 1 reads every row unmasked: checks, column sums, the caller's row
+    statistics, a sketch ``Z = Ψ Da' X Db'`` with the scalings of all rows and
+    columns, and a raw row sample. The caller decides the masks. Pass 2 reads
+    the kept rows with the masked columns zeroed and takes, in the same read,
+    what pass 1 gives without masks (row and column sums, hence the exact
+    Keenan-Kotula factors, ``‖Xs‖²``, the mean) and the range products
+    ``Y = (Da X) T``, ``C = Yᵀ (Da X)`` with the test matrix
+    ``T = Db' V`` (``V`` the right singular vectors of ``Z``, zero on masked
+    columns): ``Q = orth(Y)`` spans the range of ``Xs T'`` for a test matrix
+    ``T' = Db⁻¹ Db' V`` close to ``V``, and ``B = Qᵀ Xs = R⁻ᵀ C Db`` exactly. So
+    the factorisation of the masked, scaled matrix costs the same two passes as
+    without masks (Halko, Martinsson & Tropp 2011: any test matrix gives an
+    exact ``Qᵀ Xs``; its quality only sets how much of the range ``Q`` holds).
+    """
+    n_all, m = blocks.shape
+    parts, sums = blocks.run(
+        _kernel_first_pass, BlockPrep(), key, s, poisson, stride, True, masks.row_statistics
+    )
+    bar.update(1)
+    counts, colsum_all, _, _, Z, _ = sums
+    minimum = min(p[0] for p in parts)
+    check_nonnegative_finite(int(counts[1]), float(minimum), int(counts[0]), (n_all, m))
+    sample = np.concatenate([p[2] for p in parts], axis=0) if stride else None
+    stats = _stack_statistics(parts)
+    del parts
+    column_mask, row_mask = masks.decide(colsum_all, stats)
+    del stats
+    mask = _column_mask(column_mask, m)
+    keep = _keep_rows(row_mask, n_all)
+    n = n_all if keep is None else int(keep.sum())
+    prep = BlockPrep(
+        zero_columns=None if mask is None else np.flatnonzero(mask), keep_rows=keep
+    )
+    # the test matrix: right singular vectors of the all-row sketch, with the
+    # all-row column scaling folded in and zero on masked columns
+    cs_all = 1.0 / np.sqrt(np.where(colsum_all > 0, colsum_all, 1.0))
+    with one_blas_thread():
+        Zs = Z * cs_all[None, :] if poisson else np.array(Z)
+        if mask is not None:
+            Zs[:, mask] = 0.0
+        V = np.linalg.svd(Zs, full_matrices=False)[2].T  # (m, s)
+        T = V * cs_all[:, None] if poisson else V
+    Ys, sums = blocks.run(_kernel_range_stats, prep, T, poisson)
+    bar.update(1)
+    C, colsum, colsum_scaled, colsq, raw_sq, counts2 = sums
+    row_sums = np.concatenate([y[1] for y in Ys])
+    Y = np.concatenate([y[0] for y in Ys], axis=0)
+    del Ys
+    if poisson:
+        row_scale = (1.0 / np.sqrt(np.where(row_sums > 0, row_sums, 1.0))).astype(
+            np.float32
+        )
+        column_scale = (1.0 / np.sqrt(np.where(colsum > 0, colsum, 1.0))).astype(np.float32)
+        cs64 = column_scale.astype(np.float64)
+        fitted_sq = float(colsq @ (cs64 * cs64))
+        total = float(colsum_scaled @ cs64)
+        C = C * cs64[None, :]
+    else:
+        row_scale = column_scale = None
+        fitted_sq = float(colsq.sum())
+        total = float(colsum.sum())
+    if fitted_sq == 0:
+        raise ValueError(
+            "X is all zeros (after masking): there is nothing to factorise. Check the "
+            "data and the masks."
+        )
+    sample_row_scale = None
+    if sample is not None:
+        rows = np.arange(0, n_all, stride)[: sample.shape[0]]
+        kept_sample = np.ones(rows.size, bool) if keep is None else keep[rows]
+        sample = sample[kept_sample]
+        if mask is not None:
+            sample[:, mask] = 0
+        if poisson:
+            rs = sample.sum(axis=1, dtype=np.float64)
+            sample_row_scale = (1.0 / np.sqrt(np.where(rs > 0, rs, 1.0))).astype(np.float32)
+            sample *= sample_row_scale[:, None]
+            sample *= column_scale[None, :]
+    first = _FirstPass(
+        Z=np.zeros(0),
+        fitted_sq=fitted_sq,
+        data_sq=float(raw_sq[0]),
+        mean=total / (n * m),
+        zero_columns=colsum == 0,
+        row_scale=row_scale,
+        column_scale=column_scale,
+        sample=sample,
+        sample_row_scale=sample_row_scale,
+    )
+    with one_blas_thread():
+        Q, R = np.linalg.qr(Y)
+        del Y
+        d = np.abs(np.diag(R))
+        if d.size and d.min() > 1e-10 * d.max():
+            B = np.linalg.solve(R.T, C)
+        else:
+            B = np.linalg.lstsq(R.T, C, rcond=None)[0]
+        Ub, Sb, Vbt = np.linalg.svd(B, full_matrices=False)
+    return first, (Q, B, Ub, Sb, Vbt), prep, mask, keep, n
+
+
+def _truncate_basis(basis, s):
+    """The leading ``s`` directions of a range basis ``(Q, B, Ub, Sb, Vbt)``:
+    ``Q Ub[:, :s]`` and ``diag(Sb[:s]) Vbt[:s]`` (the best rank-s part of ``Q B``)."""
+    Q, B, Ub, Sb, Vbt = basis
+    if s >= Q.shape[1]:
+        return basis
+    with one_blas_thread():
+        Qs = Q @ Ub[:, :s]
+    Bs = Sb[:s, None] * Vbt[:s]
+    return Qs, Bs, np.eye(s), Sb[:s], Vbt[:s]
 
 
 def _range_basis(blocks, prep, Z, k):
@@ -708,6 +883,7 @@ def nmf(
     choice_options: dict | None = None,
     show_progressbar: bool | None = None,
     row_mask=None,
+    masks_from_first_pass: FirstPassMasks | None = None,
 ) -> NMFResult:
     """Non-negative matrix factorisation ``X ≈ W H`` (Frobenius loss), in memory or out of core.
 
@@ -770,6 +946,13 @@ def nmf(
         task per block); ``W`` then has one row per kept row, in order, and the
         result equals that of ``nmf(X[~row_mask], ...)`` (the sketch and the row
         sample are indexed by kept row).
+    masks_from_first_pass : FirstPassMasks, optional
+        Decide ``column_mask`` and ``row_mask`` from statistics of the first pass
+        (e.g. a beam found in the mean pattern, vacuum rows found by a test on
+        per-row sums) instead of giving them: still no pass of their own (see
+        :class:`FirstPassMasks`; needs the compressed path). The masks used are
+        ``result.column_mask`` and ``result.row_mask``; the row sample of
+        ``"auto"`` is then evenly spaced over all rows, vacuum ones left out.
 
     Returns
     -------
@@ -799,6 +982,17 @@ def nmf(
 
     X = check_matrix(X)
     n, m = (int(v) for v in X.shape)
+    deferred = masks_from_first_pass
+    if deferred is not None:
+        if row_mask is not None or column_mask is not None:
+            raise ValueError(
+                "give either masks_from_first_pass or column_mask/row_mask, not both"
+            )
+        if compression is False or isinstance(init, (tuple, list)):
+            raise ValueError(
+                "masks_from_first_pass needs the compressed path (compression='auto' or "
+                "True) and a computed initialisation (not init=(W, H))"
+            )
     keep = _keep_rows(row_mask, n)
     if keep is not None:
         n = int(keep.sum())
@@ -871,21 +1065,36 @@ def nmf(
     )
     choice = None
     try:
-        first = _first_pass(blocks, prep, key, s, poisson, stride, (n, m))
-        bar.update(1)
-        if auto:
-            choice, k = _choose(
-                first, max_components, seed, rng, stride, n, m, choice_options
-            )
-            if s:
-                s = min(s, max(_sketch_size(k, n, m), k))
-                first.Z = first.Z[:s]
-        if poisson:
-            prep = prep.with_scales(first.row_scale, first.column_scale)
-        basis = None
-        if s:
-            basis = _range_basis(blocks, prep, first.Z, k)
+        if deferred is None:
+            first = _first_pass(blocks, prep, key, s, poisson, stride, (n, m))
             bar.update(1)
+            if auto:
+                choice, k = _choose(
+                    first, max_components, seed, rng, stride, n, m, choice_options
+                )
+                if s:
+                    s = min(s, max(_sketch_size(k, n, m), k))
+                    first.Z = first.Z[:s]
+            if poisson:
+                prep = prep.with_scales(first.row_scale, first.column_scale)
+            basis = None
+            if s:
+                basis = _range_basis(blocks, prep, first.Z, k)
+                bar.update(1)
+        else:
+            first, basis, prep, mask, keep, n = _deferred_first_passes(
+                blocks, deferred, key, s, poisson, stride, bar
+            )
+            if auto:
+                choice, k = _choose(
+                    first, max_components, seed, rng, stride, n, m, choice_options
+                )
+            else:
+                k = check_n_components(k, allow_auto=False, upper=min(n, m))
+            s = min(s, max(_sketch_size(k, n, m), k))
+            basis = _truncate_basis(basis, s)
+            if poisson:
+                prep = prep.with_scales(first.row_scale, first.column_scale)
         Wt, H = _initialise(init, k, n, m, first, basis, rng)
 
         n_iter_c = 0
@@ -965,6 +1174,8 @@ def nmf(
         row_scale=first.row_scale,
         column_scale=first.column_scale,
         component_choice=choice,
+        column_mask=mask,
+        row_mask=None if keep is None else ~keep,
     )
 
 

@@ -173,3 +173,21 @@ def test_bad_level():
         vacuum_test(np.zeros((4, g.n_groups)), g, 3, alpha=1.5)
     with pytest.raises(ValueError, match="even"):
         RingSectors.around((16, 16), n_sectors=5)
+
+
+def test_ring_sector_sums_are_the_group_sums():
+    """Every group sum equals the sum of its pixels (uint16 input, a masked group,
+    a pattern count that is no multiple of the internal tile)."""
+    rng = np.random.default_rng(3)
+    data = rng.poisson(5.0, (7, 43, 40, 36)).astype(np.uint16)
+    yy, xx = np.indices((40, 36))
+    mask = np.hypot(xx - 17.3, yy - 21.6) <= 4
+    g = RingSectors.around((40, 36), (17.3, 21.6), mask=mask)
+    sums = ring_sector_sums(data, g)
+    flat = data.reshape(-1, 40 * 36).astype(np.float64)
+    labels = g.labels.ravel()
+    expected = np.stack([flat[:, labels == j].sum(axis=1) for j in range(g.n_groups)], 1)
+    np.testing.assert_array_equal(sums.reshape(-1, g.n_groups), expected)
+    mean, sums2 = mean_and_ring_sector_sums(data, g)
+    np.testing.assert_array_equal(sums2, sums)
+    np.testing.assert_allclose(mean, flat.mean(axis=0).reshape(40, 36), rtol=1e-12)

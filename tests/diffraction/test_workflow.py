@@ -133,8 +133,10 @@ class _CountingArray:
 
 
 def test_lazy_nmf_reads_only_for_its_own_passes(phases):
-    """Lazy: the Poisson scaling and the component choice ride on the NMF's own passes;
-    the same result as nmf_decomposition after preprocess_sped, with the same reads."""
+    """Lazy: the beam, the vacuum test, the Poisson scaling and the component choice
+    ride on the NMF's own passes (the beam and vacuum decided from its first pass);
+    the same result as nmf_decomposition after preprocess_sped, which reads once more
+    (the same masks; factors equal up to the NMF's convergence, the same error)."""
     import dask.array as da
     import hyperspy.api as hs
 
@@ -151,7 +153,7 @@ def test_lazy_nmf_reads_only_for_its_own_passes(phases):
     nmf_record = out.metadata.Processing.nmf_decomposition
     nmf_passes = out.learning_results.nmf_info["passes"]
     assert nmf_record.passes_over_data == nmf_passes  # nothing but the NMF's passes
-    assert record.passes_over_data == nmf_passes + 1  # + the preprocessing pass
+    assert record.passes_over_data == nmf_passes  # no preprocessing pass
     assert counting.rows_read == record.passes_over_data * 48
     # the same as the two steps by hand
     counting.rows_read = 0
@@ -168,16 +170,54 @@ def test_lazy_nmf_reads_only_for_its_own_passes(phases):
     # preprocessing and the NMF's passes, nothing else
     assert counting.rows_read == (nmf_passes + 1) * 48
     lr = out.learning_results
-    np.testing.assert_allclose(lr.factors, ref.factors, rtol=1e-5, atol=1e-6)
+    # the same masks: NaN on the same beam pixels and vacuum positions
+    np.testing.assert_array_equal(np.isnan(lr.factors), np.isnan(ref.factors))
+    np.testing.assert_array_equal(np.isnan(lr.loadings), np.isnan(ref.loadings))
+    assert record.vacuum_patterns == info["vacuum_patterns"]
+    # the sketch differs (it saw every pattern): the same optimum within the NMF's
+    # convergence (factors max 1, about 1 % apart) and the same fitted error
+    np.testing.assert_allclose(lr.factors, ref.factors, atol=0.03)
     np.testing.assert_allclose(
-        lr.loadings, ref.loadings, rtol=1e-5, atol=1e-5 * np.nanmax(ref.loadings)
+        lr.loadings, ref.loadings, atol=0.03 * np.nanmax(ref.loadings)
     )
     np.testing.assert_allclose(
-        lr.explained_variance_ratio, ref.explained_variance_ratio, rtol=1e-5
+        lr.explained_variance_ratio, ref.explained_variance_ratio, rtol=0.03
+    )
+    np.testing.assert_allclose(
+        out.metadata.Processing.nmf_decomposition.relative_reconstruction_error,
+        processed.metadata.Processing.nmf_decomposition.relative_reconstruction_error,
+        rtol=1e-4,
     )
     a, b = component_choice_from(lr), component_choice_from(ref)
     assert a.n_components == b.n_components == truth.n_phases
     np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-5)
+
+
+def test_lazy_wide_beam_mask_falls_back_and_counts_every_read(phases):
+    """A beam mask reaching beyond the central disk: the vacuum test cannot use the
+    rings of the NMF's first pass; the call falls back to the preprocessing pass and
+    the test's own pass, and every read (the stopped first pass too) is counted."""
+    import dask.array as da
+    import hyperspy.api as hs
+
+    s, truth = phases
+    counting = _CountingArray(np.asarray(s.data))
+    lazy = hs.signals.Signal2D(
+        da.from_array(counting, chunks=(8, 48, 64, 64), asarray=False)
+    ).as_lazy()
+    out = sped_phase_map(lazy, 3, beam_radius=14.0, random_state=0)
+    record = out.metadata.Processing.sped_phase_map
+    nmf_passes = out.metadata.Processing.nmf_decomposition.passes_over_data
+    assert record.passes_over_data == nmf_passes + 3  # stopped pass, beam, vacuum
+    assert counting.rows_read == record.passes_over_data * 48
+    assert "own pass" in record.vacuum_method
+    eager = sped_phase_map(s, 3, beam_radius=14.0, random_state=0)
+    np.testing.assert_array_equal(
+        np.isnan(out.learning_results.loadings), np.isnan(eager.learning_results.loadings)
+    )
+    assert (
+        record.vacuum_patterns == eager.metadata.Processing.sped_phase_map.vacuum_patterns
+    )
 
 
 def test_checks_before_computing(phases, tmp_path, monkeypatch):

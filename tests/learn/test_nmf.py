@@ -211,3 +211,106 @@ def test_hyperspy_decomposition_accepts_estimator(spot_data):
     assert factors.shape == (data.shape[-1] * data.shape[-2], 3)
     assert matched_similarity(factors.T, patterns)[0].min() > 0.995
     assert s.get_decomposition_loadings().data.shape == (3, 40, 40)
+
+
+def _vacuum_and_beam(seed=0, n=3000, m=120, k=3, n_vacuum=1000, beam=8):
+    """Counts with a bright "beam" on the first columns and rows that are beam only."""
+    rng = np.random.default_rng(seed)
+    W = rng.random((n, k))
+    W[:n_vacuum] = 0
+    H = rng.random((k, m))
+    H[:, :beam] = 0
+    X = 20 * W @ H
+    X[:, :beam] += 200
+    column_mask = np.zeros(m, bool)
+    column_mask[:beam] = True
+    row_mask = np.zeros(n, bool)
+    row_mask[:n_vacuum] = True
+    order = rng.permutation(n)  # vacuum rows spread over the blocks
+    return rng.poisson(X[order]).astype(np.uint16), column_mask, row_mask[order], H
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_row_mask_equals_gathered_rows(lazy):
+    """Rows skipped inside the passes: the same as fitting the gathered rows."""
+    X, column_mask, row_mask, _ = _vacuum_and_beam()
+    Xin = da.from_array(X, chunks=(700, -1)) if lazy else X
+    a = nmf(
+        Xin,
+        3,
+        normalize_poissonian_noise=True,
+        column_mask=column_mask,
+        row_mask=row_mask,
+        random_state=0,
+    )
+    b = nmf(
+        X[~row_mask],
+        3,
+        normalize_poissonian_noise=True,
+        column_mask=column_mask,
+        random_state=0,
+        max_passes=a.passes,
+    )
+    assert a.W.shape == (int((~row_mask).sum()), 3)
+    np.testing.assert_array_equal(a.row_mask, row_mask)
+    np.testing.assert_allclose(a.H, b.H, atol=1e-4)
+    np.testing.assert_allclose(a.W, b.W, rtol=1e-3, atol=1e-3 * b.W.max())
+    with pytest.raises(ValueError, match="excludes every row"):
+        nmf(X, 3, row_mask=np.ones(X.shape[0], bool))
+    with pytest.raises(ValueError, match="row_mask has"):
+        nmf(X, 3, row_mask=row_mask[:-1])
+
+
+def test_masks_from_first_pass_match_given_masks():
+    """Masks decided from the first pass (beam = bright columns of the mean, vacuum =
+    rows with no counts off the beam): the same masks, the same optimum, no pass of
+    their own, the data read by blocks only."""
+    from nanoml_test_helpers import CountingArray
+
+    from hyperspy_nanoml.learn.nmf import FirstPassMasks
+
+    X, column_mask, row_mask, H_true = _vacuum_and_beam()
+    n = X.shape[0]
+    given = nmf(
+        da.from_array(X, chunks=(700, -1)),
+        "auto",
+        normalize_poissonian_noise=True,
+        column_mask=column_mask,
+        row_mask=row_mask,
+        random_state=0,
+    )
+    seen = {}
+
+    def statistics(block):  # counts off the 8 brightest columns of the scan
+        return np.asarray(block[:, 8:], dtype=np.float32).sum(axis=1, keepdims=True)
+
+    def decide(column_sums, stats):
+        seen["shape"] = stats.shape
+        return column_sums / n > 100, stats[:, 0] == 0
+
+    counting = CountingArray(X)
+    Xd = da.from_array(counting, chunks=(700, -1), asarray=False)
+    res = nmf(
+        Xd,
+        "auto",
+        normalize_poissonian_noise=True,
+        random_state=0,
+        masks_from_first_pass=FirstPassMasks(statistics, decide),
+    )
+    assert seen["shape"] == (n, 1)
+    np.testing.assert_array_equal(res.column_mask, column_mask)
+    np.testing.assert_array_equal(res.row_mask, row_mask)
+    assert res.passes == given.passes == 4 and counting.rows_read == 4 * n
+    assert counting.largest_read <= 700
+    assert res.n_components == given.n_components == 3
+    assert res.W.shape == given.W.shape and (res.H[:, column_mask] == 0).all()
+    assert res.reconstruction_error == pytest.approx(given.reconstruction_error, rel=1e-4)
+    assert matched_similarity(res.H, given.H)[0].min() > 0.9999
+    assert matched_similarity(res.H[:, 8:], H_true[:, 8:])[0].min() > 0.99
+    with pytest.raises(ValueError, match="not both"):
+        nmf(
+            X,
+            3,
+            column_mask=column_mask,
+            masks_from_first_pass=FirstPassMasks(statistics, decide),
+        )
