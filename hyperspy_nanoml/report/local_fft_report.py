@@ -36,7 +36,7 @@ def _preview(image, f):
 
 def local_fft_report(result, filename, image=None):
     """Write the report of a decomposed :class:`LocalFFTSignal` to ``filename``."""
-    params = result._params()
+    params = result.parameters()
     if image is None:
         saved = result.metadata.get_item("Processing.local_fft_features.image_preview")
         if saved is not None:

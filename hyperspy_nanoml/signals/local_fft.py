@@ -25,7 +25,7 @@ class LocalFFTSignal(Signal2D):
     _signal_type = "local_FFT"
     _lazy = False
 
-    def _params(self):
+    def parameters(self) -> dict:
         """The parameters the features were computed with (``metadata.LocalFFT``)."""
         if "LocalFFT" not in self.metadata:
             raise RuntimeError(
@@ -46,7 +46,7 @@ class LocalFFTSignal(Signal2D):
         from hyperspy_nanoml.imaging.spectra import full_centred_spectrum
         from hyperspy_nanoml.learn.signal_matrix import store_learning_results
 
-        w = self._params()["window"]
+        w = self.parameters()["window"]
         k = fit.H.shape[0]
         factors = full_centred_spectrum(np.asarray(fit.H).reshape(k, w, w // 2 + 1), w)
         store_learning_results(
@@ -124,7 +124,7 @@ class LocalFFTSignal(Signal2D):
             )
         self._require_decomposition()
         L = self.normalized_loadings() if normalize else self._raw_loadings()
-        p = self._params()
+        p = self.parameters()
         ny, nx = self.axes_manager.navigation_shape[::-1]
         H, W = p["image_shape"]
         Ry = _interp_matrix(H, ny, p["step"], p["window"], downsample)
@@ -151,7 +151,7 @@ class LocalFFTSignal(Signal2D):
         signal = _S2(data)
         if hasattr(data, "dask"):
             signal = signal.as_lazy()
-        image_axes = self._params()["image_axes"]
+        image_axes = self.parameters()["image_axes"]
         ax_k = signal.axes_manager.navigation_axes[0]
         ax_k.name = "component"
         for axis, key in zip(signal.axes_manager.signal_axes, ("x", "y"), strict=True):
@@ -207,7 +207,7 @@ class LocalFFTSignal(Signal2D):
             )
         if regions is not None and method in (None, "texture"):
             if on_image:
-                return regions.on_image(self._params()["image_shape"]).astype(np.int16)
+                return regions.on_image(self.parameters()["image_shape"]).astype(np.int16)
             return regions.labels.astype(np.int16)
         if on_image:
             stack = np.asarray(self.loadings_on_image(normalize=True).data)

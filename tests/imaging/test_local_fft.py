@@ -24,7 +24,7 @@ def _signal(data, scale=2.5, units="nm"):
 
 def _window_truth(result, regions):
     """True region label at every window centre."""
-    p = result._params()
+    p = result.parameters()
     ny, nx = result.axes_manager.navigation_shape[::-1]
     c = (p["window"] - 1) // 2
     return regions[np.arange(ny)[:, None] * p["step"] + c, np.arange(nx) * p["step"] + c]

@@ -129,7 +129,7 @@ def test_report_colours_match_between_panels_and_dominant_map(tmp_path):
         data, window=64, step=32, n_components=3, random_state=0
     )
     maps = np.asarray(result.loadings_on_image().data)
-    fig = page_overlays(result, data, result._params(), maps)
+    fig = page_overlays(result, data, result.parameters(), maps)
     axes = fig.axes
     cmap = dominant_map_colours(3)
     dominant_image = axes[3].images[0]
