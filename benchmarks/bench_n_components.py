@@ -95,6 +95,16 @@ def main():
         C = C[keep]
         C[:, ((yy - 32) ** 2 + (xx - 32) ** 2 <= 6**2).ravel()] = 0
         _row(f"our SPED {k} phases", C, k)
+    # vacuum kept, mask of radius + 3 px (as a user would draw it): the beam halo
+    # leaves ~7 counts per pattern outside the mask, all there is in vacuum, a
+    # fourth linear source (3 phases + halo)
+    from hyperspy_nanoml.diffraction.preprocess import direct_beam_mask
+
+    s, truth = make_sped_phases((48, 48), 64, n_phases=3, random_state=1)
+    C = np.asarray(s.data, dtype=np.float32).reshape(48 * 48, -1)
+    halo = direct_beam_mask(s, truth.direct_beam_centre, truth.direct_beam_radius + 3)
+    C[:, np.asarray(halo).ravel()] = 0
+    _row("our SPED 3 ph. + vacuum, beam+3px", C, 4)
     from hyperspy_nanoml.data.eds import simulate_spectrum_image
 
     for k in (2, 3, 4):
