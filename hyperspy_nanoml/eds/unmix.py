@@ -70,6 +70,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hyperspy_nanoml.learn.poisson import inverse_root_sums
+
 __all__ = [
     "Unmixing",
     "bin_factor",
@@ -696,8 +698,8 @@ def unmix(
         # 2 at full counts) on the real bcf_v2 map thinned to 2 counts per pixel
         from hyperspy_nanoml.learn.n_components import choose_n_components
 
-        inv_g = (1.0 / np.sqrt(np.where(gb > 0, gb, 1.0))).astype(np.float32)
-        inv_h = (1.0 / np.sqrt(np.where(hb > 0, hb, 1.0))).astype(np.float32)
+        inv_g = inverse_root_sums(gb, np.float32)
+        inv_h = inverse_root_sums(hb, np.float32)
         Xc = Xb.astype(np.float32) if lazy_nmf else np.asarray(Xb, dtype=np.float32)
         choice = choose_n_components(
             Xc * inv_g[:, None] * inv_h[None, :],
@@ -749,7 +751,7 @@ def unmix(
 
     # binned abundances (counts) on the final spectra: purity, pure-pixel count rates
     hbar = h / h.sum()
-    wch = (1.0 / np.sqrt(np.where(hbar > 0, hbar, 1.0))).astype(np.float32)
+    wch = inverse_root_sums(hbar, np.float32)
     Sw = (S * wch[None, :]).astype(np.float32)
     if _is_dask(Xb):
         ab = nnls_loadings(Xb.astype(np.float32) * wch[None, :], Sw).astype(np.float64)

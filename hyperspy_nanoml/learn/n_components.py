@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hyperspy_nanoml.learn.poisson import inverse_root_sums
+
 
 @dataclass
 class ComponentChoice:
@@ -337,8 +339,8 @@ def _top_eigenvalue(M, rng):
 def _ca_residual(C, independence, a, b):
     """Correspondence-analysis residual ``(C - a bᵀ/T) / sqrt(a bᵀ)`` (float32), with
     ``independence = a bᵀ/T`` given (float32, kept for the simulations)."""
-    ra = (1.0 / np.sqrt(np.where(a > 0, a, 1.0))).astype(np.float32)
-    rb = (1.0 / np.sqrt(np.where(b > 0, b, 1.0))).astype(np.float32)
+    ra = inverse_root_sums(a, np.float32)
+    rb = inverse_root_sums(b, np.float32)
     R = np.subtract(C, independence, dtype=np.float32)
     R *= ra[:, None]
     R *= rb[None, :]
@@ -474,8 +476,8 @@ def poisson_parallel_analysis(
         ay = N.sum(axis=1, dtype=np.float64)
         by = N.sum(axis=0, dtype=np.float64)
         N -= M
-        N *= (1.0 / np.sqrt(np.where(ay > 0, ay, 1.0))).astype(np.float32)[:, None]
-        N *= (1.0 / np.sqrt(np.where(by > 0, by, 1.0))).astype(np.float32)[None, :]
+        N *= inverse_root_sums(ay, np.float32)[:, None]
+        N *= inverse_root_sums(by, np.float32)[None, :]
         noise_total = float(np.einsum("ij,ij->", N, N, dtype=np.float64))
         e1 = _top_eigenvalue(N, rng)
         dispersion = max((total - float(d[:q].sum())) / max(noise_total, 1e-300), 0.0)

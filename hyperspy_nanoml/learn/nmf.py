@@ -69,6 +69,7 @@ from hyperspy_nanoml._validation import (
     resolve_random_state,
 )
 from hyperspy_nanoml.learn.blocks import BlockPrep, RowBlocks, one_blas_thread
+from hyperspy_nanoml.learn.poisson import inverse_root_sums
 
 __all__ = [
     "NMF",
@@ -253,7 +254,7 @@ def _kernel_first_pass(
             raw_sq[0] += float(np.einsum("ij,ij->i", xs, xs).sum(dtype=np.float64))
             rs = xs.sum(axis=1).astype(np.float64)  # float32 pairwise along rows
             row_sums[a:b] = rs
-            ia = (1.0 / np.sqrt(np.where(rs > 0, rs, 1.0))).astype(np.float32)
+            ia = inverse_root_sums(rs, np.float32)
             xs = xs * ia[:, None]  # a new array: the input is never modified
             colsum_scaled += _column_sums(xs)
         colsq += np.einsum("ij,ij->j", xs, xs)
@@ -326,7 +327,7 @@ def _kernel_range_stats(block, start, prep, T, poisson=True):
         rs = xs.sum(axis=1).astype(np.float64)  # float32 pairwise along rows
         row_sums[a:b] = rs
         if poisson:
-            ia = (1.0 / np.sqrt(np.where(rs > 0, rs, 1.0))).astype(np.float32)
+            ia = inverse_root_sums(rs, np.float32)
             xs = xs * ia[:, None]
             colsum_scaled += _column_sums(xs)
         colsq += np.einsum("ij,ij->j", xs, xs)
@@ -581,10 +582,8 @@ def _first_pass(blocks, prep, key, s, poisson, stride, shape):
     sample = np.concatenate([p[2] for p in parts], axis=0) if stride else None
     if poisson:
         row_sums = np.concatenate([p[1] for p in parts])
-        row_scale = (1.0 / np.sqrt(np.where(row_sums > 0, row_sums, 1.0))).astype(
-            np.float32
-        )
-        column_scale = (1.0 / np.sqrt(np.where(colsum > 0, colsum, 1.0))).astype(np.float32)
+        row_scale = inverse_root_sums(row_sums, np.float32)
+        column_scale = inverse_root_sums(colsum, np.float32)
         cs64 = column_scale.astype(np.float64)
         fitted_sq = float(colsq @ (cs64 * cs64))
         total = float(colsum_scaled @ cs64)
@@ -707,7 +706,7 @@ def _deferred_first_passes(blocks, masks, key, s, poisson, stride, bar):
     )
     # the test matrix: right singular vectors of the all-row sketch, with the
     # all-row column scaling folded in and zero on masked columns
-    cs_all = 1.0 / np.sqrt(np.where(colsum_all > 0, colsum_all, 1.0))
+    cs_all = inverse_root_sums(colsum_all)
     with one_blas_thread():
         Zs = Z * cs_all[None, :] if poisson else np.array(Z)
         if mask is not None:
@@ -721,10 +720,8 @@ def _deferred_first_passes(blocks, masks, key, s, poisson, stride, bar):
     Y = np.concatenate([y[0] for y in Ys], axis=0)
     del Ys
     if poisson:
-        row_scale = (1.0 / np.sqrt(np.where(row_sums > 0, row_sums, 1.0))).astype(
-            np.float32
-        )
-        column_scale = (1.0 / np.sqrt(np.where(colsum > 0, colsum, 1.0))).astype(np.float32)
+        row_scale = inverse_root_sums(row_sums, np.float32)
+        column_scale = inverse_root_sums(colsum, np.float32)
         cs64 = column_scale.astype(np.float64)
         fitted_sq = float(colsq @ (cs64 * cs64))
         total = float(colsum_scaled @ cs64)
@@ -747,7 +744,7 @@ def _deferred_first_passes(blocks, masks, key, s, poisson, stride, bar):
             sample[:, mask] = 0
         if poisson:
             rs = sample.sum(axis=1, dtype=np.float64)
-            sample_row_scale = (1.0 / np.sqrt(np.where(rs > 0, rs, 1.0))).astype(np.float32)
+            sample_row_scale = inverse_root_sums(rs, np.float32)
             sample *= sample_row_scale[:, None]
             sample *= column_scale[None, :]
     first = _FirstPass(

@@ -26,6 +26,7 @@ from hyperspy_nanoml._compat import (
 from hyperspy_nanoml._validation import check_matrix, check_positive_int
 from hyperspy_nanoml.learn.blocks import BlockPrep, RowBlocks, is_lazy
 from hyperspy_nanoml.learn.nmf import nmf, residual_sq_rows
+from hyperspy_nanoml.learn.poisson import inverse_root_sums
 from hyperspy_nanoml.learn.signal_matrix import (
     component_choice_from,
     decomposition_arrays,
@@ -408,8 +409,8 @@ def _scaled_error(X, W, H, poisson, column_mask):
         R[:, column_mask] = 0.0
     if poisson:
         rs, cs = X.sum(axis=1), X.sum(axis=0)
-        a = 1.0 / np.sqrt(np.where(rs > 0, rs, 1.0))
-        b = 1.0 / np.sqrt(np.where(cs > 0, cs, 1.0))
+        a = inverse_root_sums(rs)
+        b = inverse_root_sums(cs)
         X *= a[:, None] * b[None, :]
         R *= a[:, None] * b[None, :]
     total = float(np.einsum("ij,ij->", X, X))

@@ -13,6 +13,7 @@ MODULES = [
     "hyperspy_nanoml.learn.signal_matrix",
     "hyperspy_nanoml.learn.decomposition",
     "hyperspy_nanoml.learn.verification",
+    "hyperspy_nanoml.learn.poisson",
     "hyperspy_nanoml.report.nmf_report",
     "hyperspy_nanoml.imaging.spectra",
     "hyperspy_nanoml.diffraction.preprocess",
