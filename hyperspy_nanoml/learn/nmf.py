@@ -572,26 +572,21 @@ class _FirstPass:
     sample_row_scale: np.ndarray | None = None  # when the sample is not row_scale[::stride]
 
 
-def _first_pass(blocks, prep, key, s, poisson, stride, shape):
-    parts, sums = blocks.run(_kernel_first_pass, prep, key, s, poisson, stride)
-    counts, colsum, colsum_scaled, colsq, Z, raw_sq = sums
-    minimum = min(p[0] for p in parts)
-    check_nonnegative_finite(int(counts[1]), float(minimum), int(counts[0]), shape)
-    n, m = shape
-    row_scale = column_scale = None
-    sample = np.concatenate([p[2] for p in parts], axis=0) if stride else None
+def _scaled_totals(poisson, row_sums, colsum, colsum_scaled, colsq):
+    """Keenan-Kotula scales (or None) and the fitted matrix's sum of squares and total.
+
+    ``colsum_scaled`` and ``colsq`` are column sums of the row-scaled data and of its
+    squares; the column scale factors out of both (``||Xs||^2 = sum_j q_j b_j^2``).
+    Raises when nothing is left to factorise.
+    """
     if poisson:
-        row_sums = np.concatenate([p[1] for p in parts])
         row_scale = inverse_root_sums(row_sums, np.float32)
         column_scale = inverse_root_sums(colsum, np.float32)
         cs64 = column_scale.astype(np.float64)
         fitted_sq = float(colsq @ (cs64 * cs64))
         total = float(colsum_scaled @ cs64)
-        if s:
-            Z = Z * cs64[None, :]
-        if sample is not None:
-            sample *= column_scale[None, :]
     else:
+        row_scale = column_scale = None
         fitted_sq = float(colsq.sum())
         total = float(colsum.sum())
     if fitted_sq == 0:
@@ -599,6 +594,25 @@ def _first_pass(blocks, prep, key, s, poisson, stride, shape):
             "X is all zeros (after masking): there is nothing to factorise. Check the "
             "data and the masks (navigation_mask / signal_mask / column_mask)."
         )
+    return row_scale, column_scale, fitted_sq, total
+
+
+def _first_pass(blocks, prep, key, s, poisson, stride, shape):
+    parts, sums = blocks.run(_kernel_first_pass, prep, key, s, poisson, stride)
+    counts, colsum, colsum_scaled, colsq, Z, raw_sq = sums
+    minimum = min(p[0] for p in parts)
+    check_nonnegative_finite(int(counts[1]), float(minimum), int(counts[0]), shape)
+    n, m = shape
+    sample = np.concatenate([p[2] for p in parts], axis=0) if stride else None
+    row_sums = np.concatenate([p[1] for p in parts]) if poisson else None
+    row_scale, column_scale, fitted_sq, total = _scaled_totals(
+        poisson, row_sums, colsum, colsum_scaled, colsq
+    )
+    if poisson:
+        if s:
+            Z = Z * column_scale.astype(np.float64)[None, :]
+        if sample is not None:
+            sample *= column_scale[None, :]
     return _FirstPass(
         Z=Z,
         fitted_sq=fitted_sq,
@@ -719,22 +733,11 @@ def _deferred_first_passes(blocks, masks, key, s, poisson, stride, bar):
     row_sums = np.concatenate([y[1] for y in Ys])
     Y = np.concatenate([y[0] for y in Ys], axis=0)
     del Ys
+    row_scale, column_scale, fitted_sq, total = _scaled_totals(
+        poisson, row_sums, colsum, colsum_scaled, colsq
+    )
     if poisson:
-        row_scale = inverse_root_sums(row_sums, np.float32)
-        column_scale = inverse_root_sums(colsum, np.float32)
-        cs64 = column_scale.astype(np.float64)
-        fitted_sq = float(colsq @ (cs64 * cs64))
-        total = float(colsum_scaled @ cs64)
-        C = C * cs64[None, :]
-    else:
-        row_scale = column_scale = None
-        fitted_sq = float(colsq.sum())
-        total = float(colsum.sum())
-    if fitted_sq == 0:
-        raise ValueError(
-            "X is all zeros (after masking): there is nothing to factorise. Check the "
-            "data and the masks."
-        )
+        C = C * column_scale.astype(np.float64)[None, :]
     sample_row_scale = None
     if sample is not None:
         rows = np.arange(0, n_all, stride)[: sample.shape[0]]
