@@ -568,8 +568,9 @@ class _FirstPass:
     zero_columns: np.ndarray  # bool, columns summing to zero
     row_scale: np.ndarray | None
     column_scale: np.ndarray | None
+    # the row sample of n_components="auto": the matrix fitted, or with Poisson
+    # scaling the raw counts (masked columns zeroed), which the choice needs
     sample: np.ndarray | None
-    sample_row_scale: np.ndarray | None = None  # when the sample is not row_scale[::stride]
 
 
 def _scaled_totals(poisson, row_sums, colsum, colsum_scaled, colsq):
@@ -598,7 +599,7 @@ def _scaled_totals(poisson, row_sums, colsum, colsum_scaled, colsq):
 
 
 def _first_pass(blocks, prep, key, s, poisson, stride, shape):
-    parts, sums = blocks.run(_kernel_first_pass, prep, key, s, poisson, stride)
+    parts, sums = blocks.run(_kernel_first_pass, prep, key, s, poisson, stride, poisson)
     counts, colsum, colsum_scaled, colsq, Z, raw_sq = sums
     minimum = min(p[0] for p in parts)
     check_nonnegative_finite(int(counts[1]), float(minimum), int(counts[0]), shape)
@@ -608,11 +609,8 @@ def _first_pass(blocks, prep, key, s, poisson, stride, shape):
     row_scale, column_scale, fitted_sq, total = _scaled_totals(
         poisson, row_sums, colsum, colsum_scaled, colsq
     )
-    if poisson:
-        if s:
-            Z = Z * column_scale.astype(np.float64)[None, :]
-        if sample is not None:
-            sample *= column_scale[None, :]
+    if poisson and s:
+        Z = Z * column_scale.astype(np.float64)[None, :]
     return _FirstPass(
         Z=Z,
         fitted_sq=fitted_sq,
@@ -628,20 +626,15 @@ def _first_pass(blocks, prep, key, s, poisson, stride, shape):
 def _choose(first, max_components, seed, rng, stride, n, m, choice_options):
     from hyperspy_nanoml.learn.n_components import choose_n_components
 
+    options = dict(choice_options or {})
+    if first.row_scale is not None:  # Poisson-scaled fit: the sample holds the counts
+        options.setdefault("noise", "poisson")
     choice = choose_n_components(
         first.sample,
         max_components=max_components,
         random_state=seed if seed is not None else rng,
         sampled_stride=stride,
-        poisson_scales=None
-        if first.row_scale is None
-        else (
-            first.row_scale[::stride]
-            if first.sample_row_scale is None
-            else first.sample_row_scale,
-            first.column_scale,
-        ),
-        **(choice_options or {}),
+        **options,
     )
     k = min(int(choice.n_components), n, m)
     first.sample = None  # up to 256 MB: not kept
@@ -738,18 +731,12 @@ def _deferred_first_passes(blocks, masks, key, s, poisson, stride, bar):
     )
     if poisson:
         C = C * column_scale.astype(np.float64)[None, :]
-    sample_row_scale = None
     if sample is not None:
         rows = np.arange(0, n_all, stride)[: sample.shape[0]]
         kept_sample = np.ones(rows.size, bool) if keep is None else keep[rows]
         sample = sample[kept_sample]
         if mask is not None:
-            sample[:, mask] = 0
-        if poisson:
-            rs = sample.sum(axis=1, dtype=np.float64)
-            sample_row_scale = inverse_root_sums(rs, np.float32)
-            sample *= sample_row_scale[:, None]
-            sample *= column_scale[None, :]
+            sample[:, mask] = 0  # raw rows: the matrix fitted, or the counts (Poisson)
     first = _FirstPass(
         Z=np.zeros(0),
         fitted_sq=fitted_sq,
@@ -759,7 +746,6 @@ def _deferred_first_passes(blocks, masks, key, s, poisson, stride, bar):
         row_scale=row_scale,
         column_scale=column_scale,
         sample=sample,
-        sample_row_scale=sample_row_scale,
     )
     with one_blas_thread():
         Q, R = np.linalg.qr(Y)
