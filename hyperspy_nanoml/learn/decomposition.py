@@ -127,6 +127,7 @@ def _record(res, k, choice, normalize_poissonian_noise, nav_mask, sig_mask, lazy
         "relative_reconstruction_error": float(res.reconstruction_error),
         "converged": bool(res.converged),
         "passes_over_data": int(res.passes),
+        "reads_of_data": int(res.reads),
         "iterations": int(res.n_iter),
         "lazy": bool(lazy),
     }
@@ -141,7 +142,8 @@ def _print_info(res, k, choice, normalize_poissonian_noise):
         + (" (chosen automatically)" if choice is not None else ""),
         "  centre=None",
         f"  relative error={res.reconstruction_error:.4g}, converged={res.converged}, "
-        f"{res.passes} passes over the data, random_state={res.random_state}",
+        f"{res.passes} passes over the data ({res.reads} reads), "
+        f"random_state={res.random_state}",
     ]
     if choice is not None:
         lines.append("  " + choice.reason)
@@ -164,6 +166,7 @@ def nmf_decomposition(
     show_progressbar: bool | None = None,
     print_info: bool = True,
     masks_from_first_pass: FirstPassMasks | None = None,
+    hold_in_memory: bool | str = "auto",
 ) -> None:
     """Non-negative matrix factorisation of any HyperSpy signal, eager or lazy.
 
@@ -182,7 +185,7 @@ def nmf_decomposition(
     ``nmf_info``, ``nmf_component_choice``), and one record of what was done in
     ``metadata.Processing.nmf_decomposition`` (algorithm, number of components and
     why, masks used, Poisson scaling, the seed, relative error, convergence, passes
-    over the data, iterations, laziness): the seed recorded there repeats the run.
+    over and reads of the data, iterations, laziness): the seed recorded there repeats the run.
 
     Parameters
     ----------
@@ -207,8 +210,10 @@ def nmf_decomposition(
         ``decomposition``, a signal, or a flat array in array order, is also accepted).
     random_state : None, int, numpy.random.Generator or RandomState
         Makes the result deterministic; the seed used is recorded (drawn when None).
-    max_iter, tol, max_passes, compression
-        See :func:`hyperspy_nanoml.learn.nmf.nmf`.
+    max_iter, tol, max_passes, compression, hold_in_memory
+        See :func:`hyperspy_nanoml.learn.nmf.nmf` (a lazy signal stored in at most
+        1 GiB is read once and held in memory by default; ``hold_in_memory=False``
+        reads it every pass, memory bounded by a few chunks).
     max_components : int, optional
         Upper bound for ``n_components="auto"``.
     show_progressbar : bool, optional
@@ -261,6 +266,7 @@ def nmf_decomposition(
         max_passes=max_passes,
         max_components=max_components,
         show_progressbar=show_progressbar,
+        hold_in_memory=hold_in_memory,
     )
     if masks_from_first_pass is not None:  # the masks the first pass decided
         sig_mask, nav_mask = res.column_mask, res.row_mask

@@ -120,8 +120,11 @@ class NMFResult:
     converged : bool
         True when the last iteration changed the relative error by less than ``tol``.
     passes : int
-        Number of full passes over the data ``X`` (reads of every block), all of them
+        Number of full passes over the data ``X`` (every block used), all of them
         (Poisson scaling and the choice of ``n_components`` take none of their own).
+    reads : int
+        Reads of ``X`` (computations of every block of a dask array): ``passes``, or 1
+        when the blocks were held in memory after the first (``hold_in_memory``).
     compressed : bool
         Whether the iterations ran in the randomly compressed space.
     n_iter_compressed, n_iter_exact : int
@@ -157,6 +160,7 @@ class NMFResult:
     reconstruction_error: float
     converged: bool
     passes: int
+    reads: int = 0
     compressed: bool = False
     n_iter_compressed: int = 0
     n_iter_exact: int = 0
@@ -870,6 +874,7 @@ def nmf(
     show_progressbar: bool | None = None,
     row_mask=None,
     masks_from_first_pass: FirstPassMasks | None = None,
+    hold_in_memory: bool | str = "auto",
 ) -> NMFResult:
     """Non-negative matrix factorisation ``X ≈ W H`` (Frobenius loss), in memory or out of core.
 
@@ -915,9 +920,9 @@ def nmf(
         as accurate in every case measured (``benchmarks/bench_nmf_16k.py``).
     max_passes : int, optional
         Upper bound on passes over the data (at least 3 with a sketch, 2 without).
-        Default: 4 for dask arrays (2 for the sketch, 2 exact refinements) and
-        ``min(max_iter + 2, 52)`` for numpy arrays (``max_iter + 2`` without
-        compression). A ``ConvergenceWarning`` says when the budget ends before ``tol``.
+        Default: 4 for dask arrays read every pass (2 for the sketch, 2 exact
+        refinements) and ``min(max_iter + 2, 52)`` for numpy arrays and held dask
+        arrays (``max_iter + 2`` without compression). A ``ConvergenceWarning`` says when the budget ends before ``tol``.
     sketch_size : int, optional
         Size of the sketch (default ``max(k + 12, 2k + 4)`` rounded up to 4).
     max_components : int, optional
@@ -939,6 +944,13 @@ def nmf(
         :class:`FirstPassMasks`; needs the compressed path). The masks used are
         ``result.column_mask`` and ``result.row_mask``; the row sample of
         ``"auto"`` is then evenly spaced over all rows, vacuum ones left out.
+    hold_in_memory : "auto" or bool
+        Keep the raw blocks of a dask array in memory after the first pass, so the
+        data are read once and the NMF then runs as on a numpy array (its pass
+        budget, its result up to rounding). ``"auto"`` (default) does so for arrays
+        stored in at most 1 GiB (:data:`~hyperspy_nanoml.learn.blocks.HOLD_BYTES`)
+        when no ``distributed.Client`` is active; ``False`` keeps memory bounded by a
+        few blocks whatever the size. ``result.reads`` counts the reads.
 
     Returns
     -------
@@ -1003,8 +1015,9 @@ def nmf(
     if max_components is not None:
         max_components = check_positive_int(max_components, "max_components")
     rng, seed = resolve_random_state(random_state)
-    blocks = RowBlocks(X)
+    blocks = RowBlocks(X, hold=hold_in_memory)
     lazy = blocks.is_dask
+    out_of_core = lazy and not blocks.holds
     need_sketch = compression or (not custom_init and init != "random")
     if need_sketch:
         if auto:
@@ -1019,7 +1032,7 @@ def nmf(
         s = 0
     min_passes = 3 if s else 2
     if max_passes is None:
-        if lazy:
+        if out_of_core:
             max_passes = 4
         else:
             max_passes = max_iter + 2
@@ -1045,7 +1058,7 @@ def nmf(
         stride = sample_stride((n, m), max_bytes=_CHOICE_SAMPLE_BYTES)
 
     bar = progressbar(
-        total=max_passes if lazy else None,
+        total=max_passes if out_of_core else None,
         desc="NMF passes over the data",
         show_progressbar=show_progressbar,
     )
@@ -1135,7 +1148,9 @@ def nmf(
         H[:, mask] = 0.0
     err = float(errors[-1]) if errors else float("nan")
     method = ("compressed HALS + exact refinement" if compression else "HALS") + (
-        f", {'dask' if lazy else 'numpy'}"
+        ", dask" + (" (held in memory after the first read)" if blocks.holds else "")
+        if lazy
+        else ", numpy"
     )
     if poisson:
         method += ", Poisson-scaled"
@@ -1146,6 +1161,7 @@ def nmf(
         reconstruction_error=err,
         converged=bool(converged),
         passes=blocks.passes,
+        reads=blocks.reads,
         compressed=compression,
         n_iter_compressed=n_iter_c,
         n_iter_exact=n_exact,

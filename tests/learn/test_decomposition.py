@@ -86,7 +86,8 @@ def test_reproducible(signal):
     np.testing.assert_array_equal(a, signal.learning_results.factors)
 
 
-def test_lazy_equals_eager_and_stays_lazy(signal):
+@pytest.mark.parametrize("hold", ["auto", False])
+def test_lazy_equals_eager_and_stays_lazy(signal, hold):
     signal.nmf_decomposition(3, random_state=0, print_info=False)
     eager_f = signal.learning_results.factors.copy()
     eager_l = signal.learning_results.loadings.copy()
@@ -96,11 +97,14 @@ def test_lazy_equals_eager_and_stays_lazy(signal):
     )
     lazy = lazy.as_lazy()
     assert lazy._lazy
-    lazy.nmf_decomposition(3, random_state=0, print_info=False)
+    lazy.nmf_decomposition(3, random_state=0, print_info=False, hold_in_memory=hold)
     res = nmf_result(lazy)
     assert lazy._lazy and isinstance(lazy.data, da.Array)
     assert counting.largest_read <= 8  # chunks of 8 scan rows, never the whole array
-    assert counting.rows_read == res.passes * 40
+    # small data are read once and held (default), else read every pass
+    assert res.reads == (1 if hold == "auto" else res.passes)
+    assert counting.rows_read == res.reads * 40
+    assert lazy.metadata.Processing.nmf_decomposition.reads_of_data == res.reads
     lr = lazy.learning_results
     np.testing.assert_allclose(lr.factors, eager_f, atol=1e-4)
     np.testing.assert_allclose(lr.loadings, eager_l, rtol=0, atol=1e-4 * eager_l.max())
@@ -300,18 +304,27 @@ def test_poisson_and_choice_ride_on_the_engine_passes(signal):
     choice reading the scaled data itself."""
     from hyperspy_nanoml.learn.n_components import choose_n_components
 
-    counting = CountingArray(signal.data)
-    lazy = hs.signals.Signal2D(
-        da.from_array(counting, chunks=(8, 40, 32, 32), asarray=False)
-    ).as_lazy()
-    lazy.nmf_decomposition(
-        "auto", normalize_poissonian_noise=True, random_state=0, print_info=False
-    )
-    res = nmf_result(lazy)
-    record = lazy.metadata.Processing.nmf_decomposition
-    # every read counted: nothing but the engine's passes
-    assert record.passes_over_data == res.passes <= 4
-    assert counting.rows_read == record.passes_over_data * 40
+    for hold in (False, "auto"):
+        counting = CountingArray(signal.data)
+        lazy = hs.signals.Signal2D(
+            da.from_array(counting, chunks=(8, 40, 32, 32), asarray=False)
+        ).as_lazy()
+        lazy.nmf_decomposition(
+            "auto",
+            normalize_poissonian_noise=True,
+            random_state=0,
+            print_info=False,
+            hold_in_memory=hold,
+        )
+        res = nmf_result(lazy)
+        record = lazy.metadata.Processing.nmf_decomposition
+        # every read counted: nothing but the engine's passes (or its one read)
+        assert record.passes_over_data == res.passes
+        if hold is False:
+            assert res.passes <= 4 and res.reads == res.passes
+        else:
+            assert res.reads == 1
+        assert counting.rows_read == record.reads_of_data * 40
     Xs, ia, ib = _keenan_kotula(signal.data.reshape(1600, -1))
     ref = choose_n_components(Xs, random_state=0, poisson_scales=(ia, ib))
     choice = component_choice_from(lazy.learning_results)
@@ -323,8 +336,8 @@ def test_poisson_and_choice_ride_on_the_engine_passes(signal):
     lazy.nmf_decomposition("auto", random_state=0, print_info=False)
     res = nmf_result(lazy)
     record = lazy.metadata.Processing.nmf_decomposition
-    assert record.passes_over_data == res.passes
-    assert counting.rows_read == record.passes_over_data * 40
+    assert record.passes_over_data == res.passes and record.reads_of_data == 1
+    assert counting.rows_read == 40
 
 
 def test_poisson_scaling_inside_the_engine_is_keenan_kotula(signal):
@@ -364,9 +377,9 @@ def test_poisson_scaling_inside_the_engine_is_keenan_kotula(signal):
         assert res.reconstruction_error == pytest.approx(ref.reconstruction_error, rel=1e-4)
         record = s.metadata.Processing.nmf_decomposition
         assert record.passes_over_data == res.passes
-        if make_lazy:
-            assert res.passes <= 4
-            assert counting.rows_read == res.passes * 40
+        if make_lazy:  # read once, held in memory (small data)
+            assert res.reads == 1
+            assert counting.rows_read == 40
         # explained variance ratio in the data's own units
         total = float(np.sum(rows[:, keep].astype(np.float64) ** 2))
         W, H = lr.loadings[~nav_mask.T.ravel()], lr.factors[keep].T

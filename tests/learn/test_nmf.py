@@ -93,10 +93,27 @@ def test_lazy_reads_blocks_only_and_counts_passes(spot_matrix):
     counting = CountingArray(X)
     Xd = da.from_array(counting, chunks=(200, -1), asarray=False)
     with dask.config.set(scheduler="threads"):
-        res = nmf(Xd, 3, random_state=0)
+        res = nmf(Xd, 3, random_state=0, hold_in_memory=False)
     assert counting.largest_read <= 200  # never the whole array
-    assert counting.rows_read == res.passes * X.shape[0]
+    assert counting.rows_read == res.passes * X.shape[0] == res.reads * X.shape[0]
     assert res.passes <= 4
+
+
+def test_small_lazy_data_are_read_once_and_fit_as_in_memory(spot_matrix):
+    """hold_in_memory="auto": one read, then the numpy path's budget and result."""
+    X = spot_matrix[0]
+    counting = CountingArray(X)
+    Xd = da.from_array(counting, chunks=(200, -1), asarray=False)
+    eager = nmf(X, 3, random_state=0)
+    res = nmf(Xd, 3, random_state=0)
+    assert res.reads == 1 and counting.rows_read == X.shape[0]
+    assert counting.largest_read <= 200  # read block by block
+    assert res.passes == eager.passes and res.converged
+    np.testing.assert_allclose(res.H, eager.H, atol=1e-4)
+    assert res.reconstruction_error == pytest.approx(eager.reconstruction_error, rel=1e-5)
+    assert "held in memory" in res.method
+    with pytest.raises(ValueError, match="hold must be"):
+        nmf(Xd, 3, hold_in_memory="yes")
 
 
 def test_integer_dask_data_converted_blockwise(spot_matrix):
@@ -278,6 +295,7 @@ def test_masks_from_first_pass_match_given_masks():
         column_mask=column_mask,
         row_mask=row_mask,
         random_state=0,
+        hold_in_memory=False,
     )
     seen = {}
 
@@ -296,6 +314,7 @@ def test_masks_from_first_pass_match_given_masks():
         normalize_poissonian_noise=True,
         random_state=0,
         masks_from_first_pass=FirstPassMasks(statistics, decide),
+        hold_in_memory=False,
     )
     assert seen["shape"] == (n, 1)
     np.testing.assert_array_equal(res.column_mask, column_mask)

@@ -237,6 +237,7 @@ def test_metadata_record_is_documented_keys(decomposed):
         "relative_reconstruction_error",
         "converged",
         "passes_over_data",
+        "reads_of_data",
         "iterations",
         "lazy",
     }
