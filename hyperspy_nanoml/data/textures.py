@@ -127,7 +127,7 @@ def make_textured_image(
     Examples
     --------
     >>> img, regions = make_textured_image((512, 512), random_state=0)
-    >>> img.shape, sorted(set(regions.ravel()))
+    >>> img.shape, np.unique(regions).tolist()
     ((512, 512), [0, 1, 2, 3])
     """
     textures = _texture_names(textures)

@@ -101,7 +101,12 @@ class IVCurveSignal(Signal1D):
 
         Examples
         --------
+        >>> import numpy as np, hyperspy.api as hs
+        >>> s = hs.signals.Signal1D(np.zeros((4, 5, 101)))
+        >>> s.set_signal_type("IV_curve")
         >>> s.set_iv_parameters(temperature=295.0, saturation_current=1e-8)
+        >>> s.metadata.Acquisition_instrument.SPM.temperature
+        295.0
         """
         values = {
             "temperature": temperature,
@@ -150,6 +155,10 @@ class IVCurveSignal(Signal1D):
 
         Examples
         --------
+        >>> import numpy as np, hyperspy.api as hs
+        >>> s = hs.signals.Signal1D(np.zeros((4, 5, 101)))
+        >>> s.set_signal_type("IV_curve")
+        >>> s.set_iv_parameters(temperature=295.0)
         >>> s.get_iv_parameter("temperature")
         295.0
         """
@@ -185,7 +194,11 @@ class IVCurveSignal(Signal1D):
 
         Examples
         --------
-        >>> result = s.kmeans_cluster(n_clusters="auto", random_state=0)
+        >>> from hyperspy_nanoml.data.cafm import generate_iv_map
+        >>> s, truth = generate_iv_map((32, 32), random_state=0)
+        >>> result = s.kmeans_cluster(4, random_state=0, show_progressbar=False)
+        >>> result.labels.data.shape
+        (32, 32)
         """
         from hyperspy_nanoml.cafm.cluster import kmeans_cluster
 
