@@ -98,3 +98,20 @@ class CountingArray:
         self.rows_read += out.shape[0]
         self.largest_read = max(self.largest_read, out.shape[0])
         return out
+
+
+def vacuum_and_beam(seed=0, n=3000, m=120, k=3, n_vacuum=1000, beam=8):
+    """Counts with a bright "beam" on the first columns and rows that are beam only."""
+    rng = np.random.default_rng(seed)
+    W = rng.random((n, k))
+    W[:n_vacuum] = 0
+    H = rng.random((k, m))
+    H[:, :beam] = 0
+    X = 20 * W @ H
+    X[:, :beam] += 200
+    column_mask = np.zeros(m, bool)
+    column_mask[:beam] = True
+    row_mask = np.zeros(n, bool)
+    row_mask[:n_vacuum] = True
+    order = rng.permutation(n)  # vacuum rows spread over the blocks
+    return rng.poisson(X[order]).astype(np.uint16), column_mask, row_mask[order], H

@@ -627,7 +627,8 @@ def _first_pass(blocks, prep, key, s, poisson, stride, shape):
     )
 
 
-def _choose(first, max_components, seed, rng, stride, n, m, choice_options):
+def _choose(first, max_components, seed, rng, plan, choice_options):
+    """``n_components="auto"`` on the first pass's row sample: ``(choice, k)``."""
     from hyperspy_nanoml.learn.n_components import choose_n_components
 
     options = dict(choice_options or {})
@@ -637,11 +638,11 @@ def _choose(first, max_components, seed, rng, stride, n, m, choice_options):
         first.sample,
         max_components=max_components,
         random_state=seed if seed is not None else rng,
-        sampled_stride=stride,
+        sampled_stride=plan.stride,
         **options,
     )
-    k = min(int(choice.n_components), n, m)
-    first.sample = None  # up to 256 MB: not kept
+    k = min(int(choice.n_components), plan.n, plan.m)
+    first.sample = None  # up to 64 MB: not kept
     return choice, k
 
 
@@ -980,23 +981,101 @@ def nmf(
 
     X = check_matrix(X)
     n, m = (int(v) for v in X.shape)
-    deferred = masks_from_first_pass
-    if deferred is not None:
-        if row_mask is not None or column_mask is not None:
-            raise ValueError(
-                "give either masks_from_first_pass or column_mask/row_mask, not both"
-            )
-        if compression is False or isinstance(init, (tuple, list)):
-            raise ValueError(
-                "masks_from_first_pass needs the compressed path (compression='auto' or "
-                "True) and a computed initialisation (not init=(W, H))"
-            )
+    _check_options(masks_from_first_pass, row_mask, column_mask, compression, init, tol)
     keep = _keep_rows(row_mask, n)
     if keep is not None:
         n = int(keep.sum())
     k = check_n_components(n_components, allow_auto=True, upper=min(n, m))
     auto = k == "auto"
+    if auto and isinstance(init, (tuple, list)):
+        raise ValueError(
+            "init=(W, H) fixes the number of components: give n_components as an integer"
+        )
     max_iter = check_positive_int(max_iter, "max_iter")
+    compression = compression in ("auto", True)
+    if max_components is not None:
+        max_components = check_positive_int(max_components, "max_components")
+    rng, seed = resolve_random_state(random_state)
+    blocks = RowBlocks(X, hold=hold_in_memory)
+    out_of_core = blocks.is_dask and not blocks.holds
+    s = _planned_sketch_size(k, n, m, compression, init, sketch_size, max_components)
+    max_passes = _pass_budget(max_passes, out_of_core, max_iter, compression, s)
+    plan = _Plan(
+        key=int(rng.randint(0, 2**31 - 1)) * 2**31 + int(rng.randint(0, 2**31 - 1)),
+        poisson=bool(normalize_poissonian_noise),
+        stride=_choice_stride(n, m) if auto else None,
+        k=k,
+        s=s,
+        n=n,
+        m=m,
+    )
+    mask = _column_mask(column_mask, m)
+    prep = BlockPrep(
+        zero_columns=None if mask is None else np.flatnonzero(mask), keep_rows=keep
+    )
+    bar = progressbar(
+        total=max_passes if out_of_core else None,
+        desc="NMF passes over the data",
+        show_progressbar=show_progressbar,
+    )
+    try:
+        # passes 1-2: checks, sums, Poisson scales, the choice, the compressed basis
+        start = _start(
+            blocks,
+            prep,
+            mask,
+            plan,
+            masks_from_first_pass,
+            (max_components, seed, rng, choice_options),
+            bar,
+        )
+        Wt, H = _initialise(init, plan.k, plan.n, m, start.first, start.basis, rng)
+        n_iter_c, conv_c = 0, False
+        if compression:
+            Wt, H, n_iter_c, conv_c = _compressed_phase(
+                start.basis, Wt, H, plan.n * m, max_iter, tol, show_progressbar
+            )
+        # passes 3+: exact HALS iterations on the data
+        max_exact = max(2, max_iter - n_iter_c)  # at least two: error and its change
+        Wt, H, errors, converged, n_exact, last_change = _refine(
+            blocks,
+            start.prep,
+            Wt,
+            H,
+            start.first.fitted_sq,
+            tol,
+            max_passes,
+            max_exact,
+            bar,
+        )
+        if n_exact == 0:
+            converged = conv_c
+    finally:
+        bar.close()
+    if not converged:
+        _warn_unconverged(
+            blocks.passes, max_passes, max_iter, n_iter_c, tol, errors, last_change
+        )
+    return _result(
+        blocks, start, plan, Wt, H, errors, converged, compression, n_iter_c, n_exact, seed
+    )
+
+
+@dataclass
+class _Plan:
+    """What one :func:`nmf` call does: the sketch key, scaling, sample stride, sizes."""
+
+    key: int
+    poisson: bool
+    stride: int | None  # row sample of n_components="auto"
+    k: int | str  # "auto" until the first pass has chosen
+    s: int  # sketch size (0: no sketch)
+    n: int  # kept rows
+    m: int
+
+
+def _check_options(deferred, row_mask, column_mask, compression, init, tol):
+    """The option checks that need no data (raised before any pass)."""
     if not (np.isfinite(tol) and tol >= 0):
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
     custom_init = isinstance(init, (tuple, list))
@@ -1005,31 +1084,34 @@ def nmf(
             f"init={init!r} is not one of 'nndsvda', 'nndsvd', 'nndsvdar', 'random' "
             "or a (W, H) pair of arrays"
         )
-    if custom_init and auto:
-        raise ValueError(
-            "init=(W, H) fixes the number of components: give n_components as an integer"
-        )
     if compression not in ("auto", True, False):
         raise ValueError(f"compression must be 'auto', True or False, got {compression!r}")
-    compression = True if compression == "auto" else bool(compression)
-    if max_components is not None:
-        max_components = check_positive_int(max_components, "max_components")
-    rng, seed = resolve_random_state(random_state)
-    blocks = RowBlocks(X, hold=hold_in_memory)
-    lazy = blocks.is_dask
-    out_of_core = lazy and not blocks.holds
-    need_sketch = compression or (not custom_init and init != "random")
-    if need_sketch:
-        if auto:
-            # k is known after pass 1: sketch for up to 14 components (s = 32, or
-            # max_components if larger) and keep the first s(k) rows after the choice
-            cap = 30 if max_components is None else max_components
-            s = max(_sketch_size(min(cap, 14), n, m), min(_round4(cap), min(n, m)))
-        else:
-            s = sketch_size or _sketch_size(k, n, m)
-            s = max(int(s), k)
-    else:
-        s = 0
+    if deferred is not None:
+        if row_mask is not None or column_mask is not None:
+            raise ValueError(
+                "give either masks_from_first_pass or column_mask/row_mask, not both"
+            )
+        if compression is False or custom_init:
+            raise ValueError(
+                "masks_from_first_pass needs the compressed path (compression='auto' or "
+                "True) and a computed initialisation (not init=(W, H))"
+            )
+
+
+def _planned_sketch_size(k, n, m, compression, init, sketch_size, max_components):
+    """Rows ``s`` of the random sketch (0 when neither compression nor NNDSVD needs one)."""
+    if not (compression or (not isinstance(init, (tuple, list)) and init != "random")):
+        return 0
+    if k == "auto":
+        # k is known after pass 1: sketch for up to 14 components (s = 32, or
+        # max_components if larger) and keep the first s(k) rows after the choice
+        cap = 30 if max_components is None else max_components
+        return max(_sketch_size(min(cap, 14), n, m), min(_round4(cap), min(n, m)))
+    return max(int(sketch_size or _sketch_size(k, n, m)), k)
+
+
+def _pass_budget(max_passes, out_of_core, max_iter, compression, s):
+    """Default and check of ``max_passes`` (see :func:`nmf`)."""
     min_passes = 3 if s else 2
     if max_passes is None:
         if out_of_core:
@@ -1045,139 +1127,147 @@ def nmf(
             + (", the second builds the compressed basis" if s else "")
             + f" and at least one more refines the factors; use max_passes >= {min_passes}"
         )
-    key = int(rng.randint(0, 2**31 - 1)) * 2**31 + int(rng.randint(0, 2**31 - 1))
-    poisson = bool(normalize_poissonian_noise)
-    mask = _column_mask(column_mask, m)
-    prep = BlockPrep(
-        zero_columns=None if mask is None else np.flatnonzero(mask), keep_rows=keep
-    )
-    stride = None
-    if auto:
-        from hyperspy_nanoml.learn.n_components import sample_stride
+    return max_passes
 
-        stride = sample_stride((n, m), max_bytes=_CHOICE_SAMPLE_BYTES)
 
-    bar = progressbar(
-        total=max_passes if out_of_core else None,
-        desc="NMF passes over the data",
-        show_progressbar=show_progressbar,
-    )
+def _choice_stride(n, m):
+    from hyperspy_nanoml.learn.n_components import sample_stride
+
+    return sample_stride((n, m), max_bytes=_CHOICE_SAMPLE_BYTES)
+
+
+@dataclass
+class _Start:
+    """What the first passes give the iterations: sums and scales, the basis, masks."""
+
+    first: _FirstPass
+    basis: tuple | None  # (Q, B, Ub, Sb, Vbt) of the compressed data, or None
+    prep: BlockPrep  # masks and scales every later pass applies
+    column_mask: np.ndarray | None
+    keep: np.ndarray | None
+    choice: object = None  # ComponentChoice of n_components="auto"
+
+
+def _start(blocks, prep, mask, plan, deferred, choice_args, bar):
+    """Passes 1 and 2 and the component choice between or after them.
+
+    Given masks: :func:`_first_pass`, the choice on its row sample (``"auto"``), then
+    :func:`_range_basis` for ``k`` components. Masks decided from pass 1:
+    :func:`_deferred_first_passes` (both passes), then the choice and the basis
+    trimmed to ``s(k)`` columns. ``plan`` is updated in place (``k``, ``s``, kept
+    rows ``n``); ``choice_args`` are ``(max_components, seed, rng, choice_options)``.
+    """
     choice = None
-    try:
-        if deferred is None:
-            first = _first_pass(blocks, prep, key, s, poisson, stride, (n, m))
+    if deferred is None:
+        first = _first_pass(
+            blocks, prep, plan.key, plan.s, plan.poisson, plan.stride, (plan.n, plan.m)
+        )
+        bar.update(1)
+        if plan.k == "auto":
+            choice, plan.k = _choose(first, *choice_args[:3], plan, choice_args[3])
+            if plan.s:
+                plan.s = min(plan.s, max(_sketch_size(plan.k, plan.n, plan.m), plan.k))
+                first.Z = first.Z[: plan.s]
+        if plan.poisson:
+            prep = prep.with_scales(first.row_scale, first.column_scale)
+        basis = None
+        if plan.s:
+            basis = _range_basis(blocks, prep, first.Z, plan.k)
             bar.update(1)
-            if auto:
-                choice, k = _choose(
-                    first, max_components, seed, rng, stride, n, m, choice_options
-                )
-                if s:
-                    s = min(s, max(_sketch_size(k, n, m), k))
-                    first.Z = first.Z[:s]
-            if poisson:
-                prep = prep.with_scales(first.row_scale, first.column_scale)
-            basis = None
-            if s:
-                basis = _range_basis(blocks, prep, first.Z, k)
-                bar.update(1)
-        else:
-            first, basis, prep, mask, keep, n = _deferred_first_passes(
-                blocks, deferred, key, s, poisson, stride, bar
-            )
-            if auto:
-                choice, k = _choose(
-                    first, max_components, seed, rng, stride, n, m, choice_options
-                )
-            else:
-                k = check_n_components(k, allow_auto=False, upper=min(n, m))
-            s = min(s, max(_sketch_size(k, n, m), k))
-            basis = _truncate_basis(basis, s)
-            if poisson:
-                prep = prep.with_scales(first.row_scale, first.column_scale)
-        Wt, H = _initialise(init, k, n, m, first, basis, rng)
+        return _Start(first, basis, prep, mask, prep.keep_rows, choice)
+    first, basis, prep, mask, keep, plan.n = _deferred_first_passes(
+        blocks, deferred, plan.key, plan.s, plan.poisson, plan.stride, bar
+    )
+    if plan.k == "auto":
+        choice, plan.k = _choose(first, *choice_args[:3], plan, choice_args[3])
+    else:
+        plan.k = check_n_components(plan.k, allow_auto=False, upper=min(plan.n, plan.m))
+    plan.s = min(plan.s, max(_sketch_size(plan.k, plan.n, plan.m), plan.k))
+    basis = _truncate_basis(basis, plan.s)
+    if plan.poisson:
+        prep = prep.with_scales(first.row_scale, first.column_scale)
+    return _Start(first, basis, prep, mask, keep, choice)
 
-        n_iter_c = 0
-        conv_c = False
-        if compression:
-            Q, B = basis[0], basis[1]
-            # compressed iterations are cheap next to a pass over the data: converge
-            # them further, so the exact passes start next to the optimum (measured on
-            # the 16k SPED set: tol/100 gives patterns/maps closer to the truth than
-            # scikit-learn's; on the local-FFT shape tol/100 costs 365 instead of 215
-            # iterations for no measurable gain). So: tol/100 for large arrays,
-            # tol/10 otherwise (by size only: numpy and dask take the same path).
-            c_tol = tol * (0.01 if n * m >= _C_TOL_SIZE else 0.1)
-            with one_blas_thread():
-                Wt, H, n_iter_c, conv_c = _compressed_hals(
-                    Q.astype(np.float32),
-                    B.astype(np.float32),
-                    float(np.sum(B * B)),
-                    Wt,
-                    H,
-                    max_iter,
-                    c_tol,
-                    show_progressbar,
-                )
 
-        max_exact = max(2, max_iter - n_iter_c)  # at least two: error and its change
-        Wt, H, errors, converged, n_exact, last_change = _refine(
-            blocks, prep, Wt, H, first.fitted_sq, tol, max_passes, max_exact, bar
+def _compressed_phase(basis, Wt, H, size, max_iter, tol, show_progressbar):
+    """HALS in the compressed space ``Q B`` (no pass over the data)."""
+    Q, B = basis[0], basis[1]  # (Q, B, Ub, Sb, Vbt)
+    # compressed iterations are cheap next to a pass over the data: converge them
+    # further, so the exact passes start next to the optimum (measured on the 16k
+    # SPED set: tol/100 gives patterns/maps closer to the truth than scikit-learn's;
+    # on the local-FFT shape tol/100 costs 365 instead of 215 iterations for no
+    # measurable gain). So: tol/100 for large arrays, tol/10 otherwise (by size
+    # only: numpy and dask take the same path).
+    c_tol = tol * (0.01 if size >= _C_TOL_SIZE else 0.1)
+    with one_blas_thread():
+        return _compressed_hals(
+            Q.astype(np.float32),
+            B.astype(np.float32),
+            float(np.sum(B * B)),
+            Wt,
+            H,
+            max_iter,
+            c_tol,
+            show_progressbar,
         )
-        if n_exact == 0:
-            converged = conv_c
-    finally:
-        bar.close()
 
-    if not converged:
-        budget = (
-            f"the pass budget max_passes={max_passes}"
-            if blocks.passes >= max_passes
-            else f"the iteration budget max_iter={max_iter} ({n_iter_c} compressed)"
-        )
-        warnings.warn(
-            f"NMF stopped after {blocks.passes} passes over the data, at {budget}, "
-            "before an iteration changed the relative "
-            f"error by less than tol={tol:g} (last change {last_change:.2e}, error "
-            f"{errors[-1] if errors else float('nan'):.4g}); the factors may still move "
-            "by about that much. Allow more passes/iterations or a larger tol.",
-            _convergence_warning_class(),
-            stacklevel=2,
-        )
+
+def _warn_unconverged(passes, max_passes, max_iter, n_iter_c, tol, errors, last_change):
+    budget = (
+        f"the pass budget max_passes={max_passes}"
+        if passes >= max_passes
+        else f"the iteration budget max_iter={max_iter} ({n_iter_c} compressed)"
+    )
+    warnings.warn(
+        f"NMF stopped after {passes} passes over the data, at {budget}, "
+        "before an iteration changed the relative "
+        f"error by less than tol={tol:g} (last change {last_change:.2e}, error "
+        f"{errors[-1] if errors else float('nan'):.4g}); the factors may still move "
+        "by about that much. Allow more passes/iterations or a larger tol.",
+        _convergence_warning_class(),
+        stacklevel=3,
+    )
+
+
+def _result(
+    blocks, start, plan, Wt, H, errors, converged, compression, n_iter_c, n_exact, seed
+):
+    """The :class:`NMFResult`: factors back in the units of ``X``, canonical order."""
+    first, mask = start.first, start.column_mask
     W, H, energy = _canonical(Wt, H, first.row_scale, first.column_scale)
     if mask is not None:
         H[:, mask] = 0.0
-    err = float(errors[-1]) if errors else float("nan")
     method = ("compressed HALS + exact refinement" if compression else "HALS") + (
         ", dask" + (" (held in memory after the first read)" if blocks.holds else "")
-        if lazy
+        if blocks.is_dask
         else ", numpy"
     )
-    if poisson:
+    if plan.poisson:
         method += ", Poisson-scaled"
     return NMFResult(
         W=W,
         H=H,
         n_iter=n_iter_c + n_exact,
-        reconstruction_error=err,
+        reconstruction_error=float(errors[-1]) if errors else float("nan"),
         converged=bool(converged),
         passes=blocks.passes,
         reads=blocks.reads,
         compressed=compression,
         n_iter_compressed=n_iter_c,
         n_iter_exact=n_exact,
-        sketch_size=s or None,
+        sketch_size=plan.s or None,
         error_history=np.asarray(errors, dtype=np.float64),
         explained_energy=energy / first.data_sq if first.data_sq > 0 else energy * np.nan,
         method=method,
         data_sq_norm=first.data_sq,
         fitted_sq_norm=first.fitted_sq,
         random_state=seed,
-        normalize_poissonian_noise=poisson,
+        normalize_poissonian_noise=plan.poisson,
         row_scale=first.row_scale,
         column_scale=first.column_scale,
-        component_choice=choice,
+        component_choice=start.choice,
         column_mask=mask,
-        row_mask=None if keep is None else ~keep,
+        row_mask=None if start.keep is None else ~start.keep,
     )
 
 

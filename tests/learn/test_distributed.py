@@ -111,3 +111,38 @@ def test_poisson_distributed_equals_threaded_and_eager(client, spot_matrix):
         max(float(h @ g / np.linalg.norm(h) / np.linalg.norm(g)) for g in H) for h in dist.H
     ]
     assert min(sims) > 0.99999
+
+
+@pytest.mark.slow
+def test_masks_from_first_pass_distributed_equals_threaded(client):
+    """Masks decided from the first pass's statistics on the cluster: the same masks,
+    choice and factors as with threads, in the same passes (nothing held in memory
+    when a client is active: the blocks stay on the workers)."""
+    from nanoml_test_helpers import vacuum_and_beam
+
+    from hyperspy_nanoml.learn.nmf import FirstPassMasks
+
+    X, column_mask, row_mask, _ = vacuum_and_beam()
+    n = X.shape[0]
+
+    def statistics(block):
+        return np.asarray(block[:, 8:], dtype=np.float32).sum(axis=1, keepdims=True)
+
+    def decide(column_sums, stats):
+        return column_sums / n > 100, stats[:, 0] == 0
+
+    masks = FirstPassMasks(statistics, decide)
+    Xd = da.from_array(X, chunks=(700, -1))
+    kw = dict(normalize_poissonian_noise=True, random_state=0, masks_from_first_pass=masks)
+    with dask.config.set(scheduler="threads"):
+        threaded = nmf(Xd, "auto", hold_in_memory=False, **kw)
+    with client.as_current():
+        dist = nmf(Xd, "auto", **kw)
+    assert dist.reads == dist.passes == threaded.passes == 4
+    np.testing.assert_array_equal(dist.column_mask, column_mask)
+    np.testing.assert_array_equal(dist.row_mask, row_mask)
+    assert dist.n_components == threaded.n_components == 3
+    np.testing.assert_allclose(dist.H, threaded.H, rtol=0, atol=1e-5)
+    assert dist.reconstruction_error == pytest.approx(
+        threaded.reconstruction_error, rel=1e-5
+    )

@@ -4,7 +4,12 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from nanoml_test_helpers import CountingArray, make_dataset, matched_similarity
+from nanoml_test_helpers import (
+    CountingArray,
+    make_dataset,
+    matched_similarity,
+    vacuum_and_beam,
+)
 
 from hyperspy_nanoml.learn.nmf import NMF, NMFResult, nmf, nnls_loadings
 
@@ -230,27 +235,10 @@ def test_hyperspy_decomposition_accepts_estimator(spot_data):
     assert s.get_decomposition_loadings().data.shape == (3, 40, 40)
 
 
-def _vacuum_and_beam(seed=0, n=3000, m=120, k=3, n_vacuum=1000, beam=8):
-    """Counts with a bright "beam" on the first columns and rows that are beam only."""
-    rng = np.random.default_rng(seed)
-    W = rng.random((n, k))
-    W[:n_vacuum] = 0
-    H = rng.random((k, m))
-    H[:, :beam] = 0
-    X = 20 * W @ H
-    X[:, :beam] += 200
-    column_mask = np.zeros(m, bool)
-    column_mask[:beam] = True
-    row_mask = np.zeros(n, bool)
-    row_mask[:n_vacuum] = True
-    order = rng.permutation(n)  # vacuum rows spread over the blocks
-    return rng.poisson(X[order]).astype(np.uint16), column_mask, row_mask[order], H
-
-
 @pytest.mark.parametrize("lazy", [False, True])
 def test_row_mask_equals_gathered_rows(lazy):
     """Rows skipped inside the passes: the same as fitting the gathered rows."""
-    X, column_mask, row_mask, _ = _vacuum_and_beam()
+    X, column_mask, row_mask, _ = vacuum_and_beam()
     Xin = da.from_array(X, chunks=(700, -1)) if lazy else X
     a = nmf(
         Xin,
@@ -286,7 +274,7 @@ def test_masks_from_first_pass_match_given_masks():
 
     from hyperspy_nanoml.learn.nmf import FirstPassMasks
 
-    X, column_mask, row_mask, H_true = _vacuum_and_beam()
+    X, column_mask, row_mask, H_true = vacuum_and_beam()
     n = X.shape[0]
     given = nmf(
         da.from_array(X, chunks=(700, -1)),
