@@ -722,7 +722,7 @@ def unmix(
         random_state=seed,
         show_progressbar=show_progressbar,
     )
-    passes += res.passes if lazy_nmf or not lazy and b == 1 else 0
+    passes += res.reads if lazy_nmf or not lazy and b == 1 else 0
     # the SPA metric is the engine's: channel weights 1/column sum = column_scale²
     metric = _poisson_metric(res)
     Sn, a, picks, Hn = _physical(Xb, res.W, res.H, gb, metric, shape_b, smooth, k)
@@ -807,7 +807,7 @@ def unmix(
                 random_state=base + 1 + i,
                 show_progressbar=False,
             )
-            passes += r.passes if lazy_nmf or not lazy and b == 1 else 0
+            passes += r.reads if lazy_nmf or not lazy and b == 1 else 0
             Sr = _physical(Xb, r.W, r.H, gb, metric, shape_b, smooth, k)[0]
             sim, _ = match_components(S_vertex[order], Sr)
             sims.append(sim)
