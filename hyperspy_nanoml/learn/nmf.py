@@ -1033,8 +1033,9 @@ def nmf(
         n_iter_c, conv_c = 0, False
         if compression:
             Wt, H, n_iter_c, conv_c = _compressed_phase(
-                start.basis, Wt, H, plan.n * m, max_iter, tol, show_progressbar
+                start.basis, Wt, H, plan.n * m, max_iter, tol
             )
+            bar.set_postfix_str(f"{n_iter_c} compressed iterations", refresh=False)
         # passes 3+: exact HALS iterations on the data
         max_exact = max(2, max_iter - n_iter_c)  # at least two: error and its change
         Wt, H, errors, converged, n_exact, last_change = _refine(
@@ -1189,8 +1190,9 @@ def _start(blocks, prep, mask, plan, deferred, choice_args, bar):
     return _Start(first, basis, prep, mask, keep, choice)
 
 
-def _compressed_phase(basis, Wt, H, size, max_iter, tol, show_progressbar):
-    """HALS in the compressed space ``Q B`` (no pass over the data)."""
+def _compressed_phase(basis, Wt, H, size, max_iter, tol):
+    """HALS in the compressed space ``Q B`` (no pass over the data; milliseconds to a
+    second, so no progress bar of its own: the passes' bar says how many iterations)."""
     Q, B = basis[0], basis[1]  # (Q, B, Ub, Sb, Vbt)
     # compressed iterations are cheap next to a pass over the data: converge them
     # further, so the exact passes start next to the optimum (measured on the 16k
@@ -1208,7 +1210,6 @@ def _compressed_phase(basis, Wt, H, size, max_iter, tol, show_progressbar):
             H,
             max_iter,
             c_tol,
-            show_progressbar,
         )
 
 
@@ -1271,10 +1272,8 @@ def _result(
     )
 
 
-def _compressed_hals(Q, B, bb, Wt, H, max_iter, tol, show_progressbar):
+def _compressed_hals(Q, B, bb, Wt, H, max_iter, tol):
     """Accelerated HALS on ``X̃ = Q B`` (Q orthonormal n × s, B s × m); W (k × n) in memory."""
-    from hyperspy_nanoml._progress import progressbar
-
     k = H.shape[0]
     n, s = Q.shape
     m = B.shape[1]
@@ -1285,9 +1284,7 @@ def _compressed_hals(Q, B, bb, Wt, H, max_iter, tol, show_progressbar):
     prev = np.sqrt(_compressed_objective(Q, B, Wt, H) / bb)
     converged = False
     it = 0
-    for it in progressbar(
-        range(1, max_iter + 1), desc="compressed NMF", show_progressbar=show_progressbar
-    ):
+    for it in range(1, max_iter + 1):
         # W update: X̃ Hᵀ = Q (B Hᵀ)
         At = (H @ B.T) @ Q.T  # (k, n)
         hals_sweeps(Wt, At, H @ H.T, sweeps_w, delta=0.1)
