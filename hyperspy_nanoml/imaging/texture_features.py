@@ -21,12 +21,26 @@ orientations, and with spatial context:
    different internal spreads, which k-means' common variance cannot describe);
 4. the number of regions, when not given, is the number of generalised
    eigenvalues ``St v = lambda Sw v`` (between over within scatter) above
-   ``min_contrast``, plus one.
+   ``min_contrast``, plus one;
+5. boundaries are refined at a second, finer scale (multi-scale windows): a
+   window straddling two textures leans to the one with more power, so the
+   coarse regions overreach into weak textures by up to half a window. Windows
+   a quarter the size, whose footprint lies inside one coarse region, train a
+   linear discriminant (Fisher 1936) on their own log-polar features; near the
+   coarse boundaries every pixel takes the class whose posterior, averaged over
+   the fine windows covering it (weighted by the taper), is largest, among the
+   regions present within half a coarse window. This is the coarse-to-fine
+   self-training of supervised texture segmentation (Jain & Farrokhnia 1991,
+   section 5) with the coarse labels as the teacher.
 
 Measured on mosaics of scikit-image's photographed textures (brick, grass,
 gravel, moon, also turned and rescaled; ``benchmarks/bench_local_fft.py``):
-see the benchmark's output; the automatic number is the weak point (natural
-textures with slow intensity drifts add directions).
+see the benchmark's output (with the true number, ARI 0.90-0.97 on ten layouts
+after the boundary refinement, 0.85-0.95 before). The automatic number is the
+weak point: on five textures in Voronoi regions the 4th and 5th contrasts are
+equal (36 and 35), no threshold separates them; :class:`TextureCount` says when
+the choice is marginal (the last counted and the first uncounted contrast
+within a factor ``CLEAR_GAP``) so that the user checks or gives the number.
 """
 
 from dataclasses import dataclass, field
@@ -107,11 +121,17 @@ class TextureRegions:
 
     Attributes
     ----------
-    labels : (ny, nx) int16 array, region of every window (numbered by decreasing area)
+    labels : (ny, nx) int16 array, region of every coarse window (numbered by
+        decreasing area)
     n_regions : int
-    grid_step, window : int, window grid in pixels (first centre at (window - 1) / 2)
+    grid_step, window : int, coarse window grid in pixels (first centre at
+        (window - 1) / 2)
     contrast : 1-D array, generalised eigenvalues (between / within scatter), largest first
     reason : str, why this number of regions
+    fine_labels : (by, bx) int16 array or None, the refined regions on a grid of
+        ``fine_step`` x ``fine_step`` pixel blocks (block (i, j) covers pixels
+        ``i*fine_step ... (i+1)*fine_step - 1``), None without refinement
+    fine_step : int, block size of ``fine_labels`` in pixels (0 without)
     """
 
     labels: np.ndarray
@@ -120,10 +140,19 @@ class TextureRegions:
     grid_step: int
     contrast: np.ndarray = field(default_factory=lambda: np.zeros(0))
     reason: str = ""
+    fine_labels: np.ndarray | None = None
+    fine_step: int = 0
 
     def on_image(self, shape):
-        """Labels on the image's pixel grid (nearest window centre), int16 (H, W)."""
+        """Labels on the image's pixel grid, int16 (H, W): the refined blocks when
+        there are, else the nearest coarse window centre."""
         H, W = shape
+        if self.fine_labels is not None and self.fine_step > 0:
+            f = int(self.fine_step)
+            by, bx = self.fine_labels.shape
+            iy = np.minimum(np.arange(H) // f, by - 1)
+            ix = np.minimum(np.arange(W) // f, bx - 1)
+            return self.fine_labels[iy[:, None], ix[None, :]].astype(np.int16)
         c = (self.window - 1) / 2.0
         ny, nx = self.labels.shape
         iy = np.clip(np.rint((np.arange(H) - c) / self.grid_step), 0, ny - 1).astype(int)
@@ -145,6 +174,116 @@ def _within_whitening(F, grid, reg=1e-3):
     return V / np.sqrt(evals)
 
 
+def _cover_weights(n_pixels, n_windows, window, step, positions):
+    """(len(positions), n_windows) taper weights of the windows covering each pixel
+    position (windows start at ``i * step``; half-pixel-shifted Hann so that the
+    first and last pixel of a window keep a weight)."""
+    d = np.asarray(positions)[:, None] - np.arange(n_windows)[None, :] * step
+    inside = (d >= 0) & (d < window)
+    w = np.sin(np.pi * (np.clip(d, 0, window - 1) + 0.5) / window) ** 2
+    return np.where(inside, w, 0.0).astype(np.float32)
+
+
+def _vote(values, window, step, shape, block):
+    """Average ``values`` (ny, nx, k) of the windows covering the centre pixel of
+    every ``block`` x ``block`` block of an image of ``shape``: (by, bx, k)."""
+    ny, nx, _ = values.shape
+    ys = np.minimum(np.arange(0, shape[0], block) + block // 2, shape[0] - 1)
+    xs = np.minimum(np.arange(0, shape[1], block) + block // 2, shape[1] - 1)
+    Ay = _cover_weights(shape[0], ny, window, step, ys)
+    Ax = _cover_weights(shape[1], nx, window, step, xs)
+    out = np.einsum("yi,ijc,xj->yxc", Ay, values, Ax, optimize=True)
+    total = (Ay.sum(1)[:, None] * Ax.sum(1)[None, :])[..., None]
+    return out / np.maximum(total, 1e-12)
+
+
+def _log_sector_grid(data, window, step, n_radial, n_angular, smooth):
+    """Log-polar sector features on the (padded) window grid: (ny, nx, sectors)."""
+    from scipy.ndimage import uniform_filter
+
+    from hyperspy_nanoml.imaging.image_input import pad_to_cover
+    from hyperspy_nanoml.imaging.spectra import taper_window, window_spectra
+
+    taper = taper_window(window, "hann")
+    std = float(data.std(dtype=np.float64))
+    reference = float(std**2 * np.sum(taper.astype(np.float64) ** 2))
+    padded, _ = pad_to_cover(data, window, step)
+    P = window_spectra(padded, window, step, taper, "power", reference)
+    F = sector_features(P, window, n_radial, n_angular)
+    if smooth:
+        F = uniform_filter(F, size=(2 * smooth + 1, 2 * smooth + 1, 1), mode="nearest")
+    return F
+
+
+def refine_boundaries(data, coarse, k, window, *, n_angular=8):
+    """Refine coarse texture regions at a quarter of the window (see step 5 of
+    the module docstring).
+
+    Parameters
+    ----------
+    data : (H, W) float32 image
+    coarse : (by, bx) int array, coarse regions on blocks of ``fine_step`` pixels
+        (``fine_step = max(2, window // 16)``), values ``0 .. k-1``
+    k : int, number of regions
+    window : int, the coarse window in pixels
+
+    Returns
+    -------
+    (fine_labels, fine_step): refined labels on the same block grid (int16) and
+    the block size; ``coarse`` unchanged when fewer than two regions have
+    training windows.
+
+    Examples
+    --------
+    >>> img = np.random.default_rng(0).normal(size=(256, 256)).astype(np.float32)
+    >>> img[:, 128:] = np.repeat(img[:, 128:], 2, axis=0)[:256]  # a second texture
+    >>> block = max(2, 64 // 16)
+    >>> coarse = (np.arange(256 // block)[None, :] >= 40).repeat(64, 0).astype(int)
+    >>> fine, step = refine_boundaries(img, coarse, 2, 64)
+    >>> fine.shape, step
+    ((64, 64), 4)
+    """
+    from scipy.ndimage import distance_transform_edt, maximum_filter
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    block = max(2, window // 16)
+    fine_window = max(16, window // 4 // 2 * 2)
+    fine_step = max(2, fine_window // 4)
+    shape = data.shape
+    F = _log_sector_grid(data, fine_window, fine_step, 6, n_angular, 1)
+    ny, nx, n_f = F.shape
+    onehot = (coarse[..., None] == np.arange(k)).astype(np.float32)
+    # footprint of each fine window in coarse blocks (box weights): purity
+    ys = np.minimum(np.arange(coarse.shape[0]) * block + block // 2, shape[0] - 1)
+    xs = np.minimum(np.arange(coarse.shape[1]) * block + block // 2, shape[1] - 1)
+    By = (_cover_weights(shape[0], ny, fine_window, fine_step, ys) > 0).astype(np.float32)
+    Bx = (_cover_weights(shape[1], nx, fine_window, fine_step, xs) > 0).astype(np.float32)
+    share = np.einsum("yi,yxc,xj->ijc", By, onehot, Bx, optimize=True)
+    share /= np.maximum(share.sum(-1, keepdims=True), 1e-12)
+    pure = share.max(-1) > 0.999
+    target = share.argmax(-1)
+    Xf = F.reshape(-1, n_f)
+    trained = np.bincount(target[pure].ravel(), minlength=k)
+    if np.count_nonzero(trained >= 2) < 2:
+        return coarse.astype(np.int16), block
+    lda = LinearDiscriminantAnalysis()
+    lda.fit(Xf[pure.ravel()], target[pure].ravel())
+    proba = np.zeros((Xf.shape[0], k), np.float32)
+    proba[:, lda.classes_] = lda.predict_proba(Xf)
+    fine_scores = _vote(proba.reshape(ny, nx, k), fine_window, fine_step, shape, block)
+    # only regions present within half a coarse window may take a block
+    reach = max(1, window // block)
+    near = maximum_filter(onehot, size=(reach, reach, 1)) > 0
+    fine = np.where(near, fine_scores, -1.0).argmax(-1)
+    boundary = np.zeros(coarse.shape, bool)
+    boundary[:-1] |= coarse[:-1] != coarse[1:]
+    boundary[1:] |= coarse[:-1] != coarse[1:]
+    boundary[:, :-1] |= coarse[:, :-1] != coarse[:, 1:]
+    boundary[:, 1:] |= coarse[:, :-1] != coarse[:, 1:]
+    band = distance_transform_edt(~boundary) * block < window / 2
+    return np.where(band, fine, coarse).astype(np.int16), block
+
+
 def texture_regions(
     image,
     n_regions="auto",
@@ -158,6 +297,7 @@ def texture_regions(
     max_regions: int = 8,
     min_contrast: float = 36.0,
     random_state=0,
+    refine: bool = True,
 ) -> TextureRegions:
     """Segment an image into texture regions (log-polar local-spectrum features).
 
@@ -186,6 +326,11 @@ def texture_regions(
         difference (``"auto"``).
     random_state : int
         Seed of the Gaussian mixture's initialisation.
+    refine : bool
+        Refine the boundaries with windows a quarter the size (step 5 of the
+        module docstring; ``fine_labels`` of the result). On the benchmark's ten
+        real-texture layouts with the true number: ARI 0.90-0.97 (mean 0.95)
+        against 0.85-0.95 (mean 0.90) without.
 
     Returns
     -------
@@ -201,8 +346,6 @@ def texture_regions(
     from sklearn.decomposition import PCA
     from sklearn.mixture import GaussianMixture
 
-    from hyperspy_nanoml.imaging.spectra import taper_window, window_spectra
-
     data = np.asarray(image, dtype=np.float32)
     if data.ndim != 2:
         raise ValueError(f"texture_regions needs a 2-D image, got shape {data.shape}")
@@ -214,15 +357,8 @@ def texture_regions(
     std = float(data.std(dtype=np.float64))
     if not np.isfinite(std) or std == 0:
         raise ValueError("the image is constant or not finite: no texture to segment")
-    taper = taper_window(window, "hann")
-    reference = float(std**2 * np.sum(taper.astype(np.float64) ** 2))
-    P = window_spectra(data, window, step, taper, "power", reference)
-    grid = P.shape[:2]
-    F = sector_features(P, window, n_radial, n_angular)
-    if smooth:
-        from scipy.ndimage import uniform_filter
-
-        F = uniform_filter(F, size=(2 * smooth + 1, 2 * smooth + 1, 1), mode="nearest")
+    F = _log_sector_grid(data, window, step, n_radial, n_angular, smooth)
+    grid = F.shape[:2]
     F = F.reshape(grid[0] * grid[1], -1)
     F = F[:, F.std(axis=0) > 1e-3]
     F = F - F.mean(axis=0)
@@ -244,6 +380,7 @@ def texture_regions(
             raise ValueError(f"n_regions must be >= 1, got {n_regions}")
         reason = "number of regions given"
     n = Z.shape[0]
+    fine, fine_step = None, 0
     if k == 1:
         labels = np.zeros(n, np.int16)
     else:
@@ -257,7 +394,15 @@ def texture_regions(
         )
         labels = gm.fit_predict(Zp)
         order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
-        labels = np.argsort(order)[labels].astype(np.int16)
+        rank = np.argsort(order)
+        labels = rank[labels].astype(np.int16)
+        if refine:
+            posterior = gm.predict_proba(Zp)[:, order].reshape(grid + (k,))
+            fine_step = max(2, window // 16)
+            coarse = _vote(posterior, window, step, data.shape, fine_step).argmax(-1)
+            fine, fine_step = refine_boundaries(
+                data, coarse, k, window, n_angular=n_angular
+            )
     return TextureRegions(
         labels=labels.reshape(grid),
         n_regions=k,
@@ -265,4 +410,6 @@ def texture_regions(
         grid_step=int(step),
         contrast=contrast,
         reason=reason,
+        fine_labels=fine,
+        fine_step=int(fine_step),
     )

@@ -41,6 +41,12 @@ def dominant_map_colours(k):
     return ListedColormap(component_colours(k))
 
 
+def _aspect(params):
+    """Height / width of the analysed image on the page (calibrated)."""
+    H, W = params["image_shape"][:2]
+    return float(H) / float(W)
+
+
 def _extent(params):
     ax = params["image_axes"]
     H, W = params["image_shape"]
@@ -64,14 +70,6 @@ def _title(result, params):
         f"Local FFT of {source}: window {params['window']} px, step {params['step']} px, "
         f"{result.learning_results.output_dimension} components"
     )
-
-
-def _layout(fig, nrow, right=0.98):
-    """Fixed margins for a grid of image panels (tight_layout costs a full draw)."""
-    fig.subplots_adjust(
-        left=0.06, right=right, top=0.86 if nrow == 1 else 0.88, bottom=0.1,
-        wspace=0.45, hspace=0.55,
-    )  # fmt: skip
 
 
 def region_colours(k):
@@ -126,9 +124,42 @@ def page_texture_regions(result, image, params, labels, f=1):
     return fig
 
 
-def _grid(n, max_cols=4):
-    ncol = min(n, max_cols)
-    return int(np.ceil(n / ncol)), ncol
+def _panel_figure(n, aspect, *, right=0.0, bottom=0.55, header=1.0):
+    """A figure of ``n`` image panels (height / width = ``aspect``) sized to its
+    content: the number of columns that gives the largest panels on an A4
+    landscape page, and the page's height cut to the rows (no empty half pages).
+
+    ``right``: inches kept free at the right (a colour bar); ``bottom``: inches
+    under the last row (axis labels, a legend); ``header``: inches for the title.
+    Returns ``(fig, axes)`` with ``axes`` a 2-D array.
+    """
+    import matplotlib.pyplot as plt
+
+    width, max_height, left = 11.7, 8.3, 0.75
+    pad_w, pad_h = 0.85, 0.75  # y labels between columns; title + x label between rows
+    best = None
+    for ncol in range(1, n + 1):
+        nrow = int(np.ceil(n / ncol))
+        pw = (width - left - right - 0.2 - pad_w * (ncol - 1)) / ncol
+        ph = pw * aspect
+        room = (max_height - header - bottom - pad_h * (nrow - 1)) / nrow
+        if ph > room:  # too tall: shrink to the page's height
+            ph, pw = room, room / aspect
+        if best is None or pw * ph > best[0] * 1.05:
+            best = (pw * ph, nrow, ncol, pw, ph)
+    _, nrow, ncol, pw, ph = best
+    height = header + bottom + nrow * ph + pad_h * (nrow - 1)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(width, height), squeeze=False)
+    used = left + ncol * pw + pad_w * (ncol - 1)
+    fig.subplots_adjust(
+        left=left / width,
+        right=used / width,
+        top=1 - header / height,
+        bottom=bottom / height,
+        wspace=pad_w / pw,
+        hspace=pad_h / ph,
+    )
+    return fig, axes
 
 
 def page_overview(result, image, params):
@@ -214,16 +245,12 @@ def _frame(ax, colour, width=2.5):
 
 def page_overlays(result, image, params, maps):
     """Each component's loading over the image in its colour, and the dominant map."""
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     k = maps.shape[0]
     colours = component_colours(k)
     extent = _extent(params)
-    nrow, ncol = _grid(k + 1)
-    fig, axes = plt.subplots(
-        nrow, ncol, figsize=(11.7, min(8.3, 3.0 * nrow + 1.2)), squeeze=False
-    )
+    fig, axes = _panel_figure(k + 1, _aspect(params), bottom=0.9)
     for i in range(k):
         ax = axes.flat[i]
         _overlay(ax, image, maps[i], colours[i], extent)
@@ -258,21 +285,16 @@ def page_overlays(result, image, params, maps):
         + "\nloadings over the image (opacity = loading, each scaled to max 1)",
         fontsize=11,
     )
-    _layout(fig, nrow)
     return fig
 
 
 def page_maps(result, params, maps):
     """Plain loading maps with colour bars (no image under them)."""
-    import matplotlib.pyplot as plt
 
     k = maps.shape[0]
     colours = component_colours(k)
     extent = _extent(params)
-    nrow, ncol = _grid(k)
-    fig, axes = plt.subplots(
-        nrow, ncol, figsize=(11.7, min(8.3, 3.0 * nrow + 1.0)), squeeze=False
-    )
+    fig, axes = _panel_figure(k, _aspect(params), right=1.3)
     for i in range(k):
         ax = axes.flat[i]
         im = ax.imshow(maps[i], cmap="viridis", vmin=0, vmax=1, extent=extent)
@@ -285,8 +307,8 @@ def page_maps(result, params, maps):
         _title(result, params) + "\nloading maps (NaN = not seen by any window)",
         fontsize=11,
     )
-    _layout(fig, nrow, right=0.88)
-    cax = fig.add_axes([0.92, 0.15, 0.015, 0.7])
+    top, bottom = fig.subplotpars.top, fig.subplotpars.bottom
+    cax = fig.add_axes([1 - 0.9 / 11.7, bottom, 0.015, top - bottom])
     fig.colorbar(
         im, cax=cax, label="loading (each component scaled to max 1), shared scale"
     )
@@ -313,7 +335,6 @@ def factor_crop_radius(F, k_axis, fraction=0.9):
 
 def page_factors(result, params):
     """FFT patterns with one shared, labelled log contrast, cropped to the signal."""
-    import matplotlib.pyplot as plt
 
     k = result.learning_results.output_dimension
     colours = component_colours(k)
@@ -328,10 +349,7 @@ def page_factors(result, params):
     vmin = max(vmin, -4.0)
     half = (r + 0.5) * sx.scale
     extent = (-half, half, half, -half)
-    nrow, ncol = _grid(k)
-    fig, axes = plt.subplots(
-        nrow, ncol, figsize=(11.7, min(8.3, 3.0 * nrow + 1.0)), squeeze=False
-    )
+    fig, axes = _panel_figure(k, 1.0, right=1.3)
     im = None
     for i in range(k):
         ax = axes.flat[i]
@@ -353,7 +371,7 @@ def page_factors(result, params):
         + f"\nfactors: FFT patterns (zero frequency at the centre; |k| <= {half:.3g} {sx.units} shown)",
         fontsize=11,
     )
-    _layout(fig, nrow, right=0.88)
-    cax = fig.add_axes([0.92, 0.15, 0.015, 0.7])
+    top, bottom = fig.subplotpars.top, fig.subplotpars.bottom
+    cax = fig.add_axes([1 - 0.9 / 11.7, bottom, 0.015, top - bottom])
     fig.colorbar(im, cax=cax, label="log10 factor intensity (each max 1), shared scale")
     return fig

@@ -174,6 +174,8 @@ class LocalFFTSignal(Signal2D):
         t = self.metadata.get_item("LocalFFT.texture_regions")
         if t is None:
             return None
+        fine = t.get_item("fine_labels")  # absent in results saved before refinement
+        fine = None if fine is None or np.size(fine) == 0 else np.asarray(fine, np.int16)
         return TextureRegions(
             labels=np.asarray(t.labels).astype(np.int16),
             n_regions=int(t.n_regions),
@@ -181,6 +183,8 @@ class LocalFFTSignal(Signal2D):
             grid_step=int(t.grid_step),
             contrast=np.asarray(t.contrast),
             reason=str(t.reason),
+            fine_labels=fine,
+            fine_step=int(t.get_item("fine_step") or 0) if fine is not None else 0,
         )
 
     def segmentation(self, on_image=False, method=None):

@@ -216,3 +216,53 @@ def test_failed_tiff_export_leaves_no_mixed_outputs(two_images, monkeypatch):
     assert main(["local-fft", img, *opts]) == 1  # reported, batch goes on
     after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert after == before  # the old set untouched, no new report beside old TIFFs
+
+
+def _vendor_bar(width, style, rng):
+    """Drawn info strips in the styles of common vendors: flat background, rows of
+    glyph-like blocks (text), and the style's own furniture."""
+    height, background, ink, text_rows = {
+        "fei": (70, 0.0, 255.0, (8, 30, 50)),  # black table, white text, cell lines
+        "jeol": (28, 40.0, 255.0, (9,)),  # thin dark-grey strip, one line of text
+        "tescan": (90, 230.0, 0.0, (8, 28, 48, 68)),  # light strip, dark text, logo
+    }[style]
+    bar = np.full((height, width), background, np.float32)
+    for y in text_rows:
+        x = 10
+        while x < width - 120:
+            word = int(rng.integers(3, 9))  # glyphs per word
+            for _ in range(word):
+                w = int(rng.integers(3, 7))
+                bar[y : y + 11, x : x + w] = ink  # one glyph, 11 px high
+                x += w + 2
+            x += int(rng.integers(12, 40))  # gap between fields
+    if style == "fei":
+        bar[:, :: width // 6] = ink  # table cell borders
+        bar[0] = ink
+    if style == "jeol":
+        bar[20:23, width - 100 : width - 20] = ink  # the scale bar
+    if style == "tescan":
+        logo = (np.indices((60, 60)).sum(0) // 6 % 2) * 255.0  # a patterned logo
+        bar[15:75, width - 80 : width - 20] = logo
+    return bar
+
+
+@pytest.mark.parametrize("style", ["fei", "jeol", "tescan"])
+def test_vendor_data_bars_of_different_heights_are_found(style):
+    """FEI/Thermo (black table, 70 px), JEOL (thin dark-grey strip, 28 px) and TESCAN
+    (light strip with a logo, 90 px) style strips under a uint8 micrograph: the
+    exact rows are found, the strip is left out with a warning, and a micrograph
+    without a strip is left alone."""
+    rng = np.random.default_rng(3)
+    data, _ = make_textured_image((384, 448), TWO, noise=0.5, random_state=2)
+    micrograph = np.clip((data - data.min()) / np.ptp(data) * 255, 0, 255)
+    bar = _vendor_bar(448, style, rng)
+    img = np.vstack([micrograph, bar]).astype(np.uint8)
+    assert detect_data_bar(img) == {"edge": "bottom", "rows": (384, 384 + len(bar))}
+    assert detect_data_bar(micrograph.astype(np.uint8)) is None
+    with pytest.warns(UserWarning, match="data bar"):
+        result = nml.local_fft_features(img, window=64, step=32, n_components=2)
+    assert tuple(result.metadata.LocalFFT.image_shape) == (384, 448)
+    # at the top edge (some vendors) it is found too
+    flipped = np.vstack([bar[::-1], micrograph]).astype(np.uint8)
+    assert detect_data_bar(flipped) == {"edge": "top", "rows": (0, len(bar))}

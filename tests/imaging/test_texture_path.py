@@ -35,9 +35,10 @@ def test_texture_features_find_the_regions_of_photographed_textures(tmp_path):
     choice = result.component_choice
     assert choice.method == "texture_regions" and choice.n_components == 4
     assert choice.n_significant == 3 and "3 + 1 = 4 regions" in choice.reason
+    assert choice.clear and "Clear" in choice.reason
     labels = result.segmentation(on_image=True)
     assert labels.shape == img.shape
-    assert adjusted_rand_score(truth.ravel(), labels.ravel()) >= 0.9
+    assert adjusted_rand_score(truth.ravel(), labels.ravel()) >= 0.95  # 0.97 measured
     # the texture grid: step window // 4
     assert result.segmentation().shape == result.texture_regions().labels.shape == (29, 29)
     # the NMF's own arg-max is still there, on the local-FFT grid
@@ -139,3 +140,92 @@ def test_cli_texture_features_and_small_outputs(tmp_path, capsys):
                  "--hspy-spectra", "--no-report", "--no-tiff"]) == 0  # fmt: skip
     full = hs.load(tmp_path / "full" / "mosaic_local_fft.hspy")
     assert np.isfinite(full.data).all()
+
+
+def _wavy_quadrants(names, wavy=90.0, seed=1):
+    """Photographed textures in four quadrants with sine-shaped boundaries."""
+    from skimage import data
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.indices((1024, 1024))
+    ph = rng.uniform(0, 2 * np.pi, 2)
+    bx = 512 + wavy * np.sin(2 * np.pi * yy / 1024 * 1.5 + ph[0])
+    by = 512 + wavy * np.sin(2 * np.pi * xx / 1024 * 1.3 + ph[1])
+    truth = (xx >= bx).astype(np.int16) + 2 * (yy >= by).astype(np.int16)
+    img = np.zeros((1024, 1024), np.float32)
+    pad = int(wavy) + 2
+    for i, n in enumerate(names):
+        t = np.pad(getattr(data, n)().astype(np.float32)[:512, :512], pad, "symmetric")
+        m = truth == i
+        img[m] = t[yy[m] - (i // 2) * 512 + pad, xx[m] - (i % 2) * 512 + pad]
+    return img, truth
+
+
+def test_boundary_refinement_on_wavy_photographed_textures():
+    """Coarse windows lean to the stronger texture along the wavy boundaries (ARI
+    0.88 measured); the quarter-size windows bring it to >= 0.93 (0.95 measured)."""
+    pytest.importorskip("skimage")
+    from hyperspy_nanoml.imaging.texture_features import texture_regions
+
+    img, truth = _wavy_quadrants(["brick", "grass", "gravel", "moon"])
+    coarse = texture_regions(img, 4, refine=False)
+    fine = texture_regions(img, 4)
+    assert coarse.fine_labels is None and fine.fine_step == 8
+    assert fine.fine_labels.shape == (128, 128)
+    a_coarse = adjusted_rand_score(truth.ravel(), coarse.on_image(img.shape).ravel())
+    a_fine = adjusted_rand_score(truth.ravel(), fine.on_image(img.shape).ravel())
+    assert a_fine >= 0.93
+    assert a_fine > a_coarse + 0.03
+
+
+@pytest.mark.parametrize("boundary", [300, 333])
+def test_refined_boundary_does_not_lean_to_the_stronger_texture(boundary):
+    """Broadband noise (std 3) left of a known column, smooth weak noise right: the
+    coarse boundary sits 12-15 px inside the weak texture, the refined one within
+    a few pixels of the truth."""
+    from scipy.ndimage import gaussian_filter
+
+    from hyperspy_nanoml.imaging.texture_features import texture_regions
+
+    rng = np.random.default_rng(0)
+    img = gaussian_filter(rng.normal(size=(512, 512)), 3).astype(np.float32)
+    img /= img.std()
+    img[:, :boundary] = 3 * rng.normal(size=(512, boundary)).astype(np.float32)
+
+    def error(refine):
+        lab = texture_regions(img, 2, window=64, step=16, refine=refine).on_image(img.shape)
+        column = np.argmax(lab != lab[:, :1], axis=1)  # first pixel of the other region
+        return np.abs(column - boundary).mean()
+
+    assert error(False) > 8  # the lean exists at the coarse scale
+    assert error(True) < 5
+
+
+def test_marginal_texture_count_is_flagged():
+    """Five textures in Voronoi regions: the 4th and 5th contrasts are about equal
+    (36 and 35), the count is marginal and says so with a warning; the quadrants'
+    count is clear."""
+    pytest.importorskip("skimage")
+    from skimage import data
+
+    from hyperspy_nanoml.data.textures import region_map
+    from hyperspy_nanoml.imaging.component_number import CLEAR_GAP, TextureCount
+
+    truth = region_map((1024, 1024), 5, 5)
+    img = np.zeros((1024, 1024), np.float32)
+    for i, name in enumerate(["brick", "grass", "gravel", "moon", "brick"]):
+        t = getattr(data, name)().astype(np.float32)
+        t = np.rot90(t).copy() if i == 4 else t
+        t = np.pad(t, ((0, 1024 - t.shape[0]), (0, 1024 - t.shape[1])), mode="wrap")
+        img[truth == i] = t[:1024, :1024][truth == i]
+    with pytest.warns(UserWarning, match="MARGINAL"):
+        result = nml.local_fft_features(img, features="texture", random_state=0)
+    choice = result.component_choice
+    assert not choice.clear and choice.gap < CLEAR_GAP
+    assert "check the regions or give n_components" in choice.reason
+    # the flag and the gap survive the metadata round trip
+    assert choice.as_dict()["clear"] is False
+    # pure logic: the gap is taken either side of the threshold
+    assert TextureCount(3, [90.0, 50.0, 20.0], 36.0).gap == pytest.approx(2.5)
+    assert TextureCount(1, [20.0, 5.0], 36.0).gap == pytest.approx(1.8)
+    assert TextureCount(2, [50.0, 49.0], 36.0, given=True).clear
