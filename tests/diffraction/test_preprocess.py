@@ -63,6 +63,55 @@ def test_mask_covers_the_beam(eager):
     assert mask[cy, cx] and not mask[0, 0]
 
 
+def test_mask_covers_the_halo_not_the_spots():
+    """The mask ends where the beam's halo falls to one pattern's counting noise,
+    before the first Bragg spot (generated data: beam, halo and spots known).
+
+    The first unmasked ring may keep a halo of a few sigma (its background is
+    estimated from the next rings, raised by the tails of the 111/200 spots);
+    every ring beyond it holds less than one pattern's noise."""
+    from scipy import stats
+
+    from hyperspy_nanoml.diffraction.preprocess import HALO_LEVEL
+
+    s, truth = make_sped_phases((16, 16), 64, random_state=2)
+    centre, radius = find_direct_beam(s)
+    mask = direct_beam_mask(s, centre, radius)
+    yy, xx = np.indices((64, 64))
+    ring = np.floor(np.hypot(xx - centre[0], yy - centre[1])).astype(int)
+    mean = truth.model().reshape(-1, 64, 64).mean(axis=0)  # expected counts
+    z = stats.norm.isf(HALO_LEVEL)
+    first = int(radius)
+    assert truth.direct_beam[ring == first].sum() < 2 * z * np.sqrt(
+        mean[ring == first].sum()
+    )
+    for r in range(first + 1, 16):  # every ring beyond the first unmasked one
+        left = (ring == r) & ~mask
+        halo = truth.direct_beam[left].sum()
+        assert halo < z * np.sqrt(mean[ring == r].sum()), (r, halo)
+    # no Bragg spot under the mask: every pixel of a phase pattern above 3x its
+    # diffuse level (median of the ring) lies outside it
+    for pattern in truth.patterns:
+        level = np.array([np.median(pattern[ring == r]) for r in range(ring.max() + 1)])
+        spot = pattern > 3 * level[ring]
+        assert spot.any() and not (spot & mask).any()
+
+
+def test_halo_radius_grows_with_the_counts():
+    """pyxem's Gaussian beam (sigma 3 px): more counts, the tail is significant
+    farther out, so the mask is wider; always inside the first Bragg ring (~24 px)."""
+    pytest.importorskip("pyxem")
+    from hyperspy_nanoml.data.pyxem_grains import pyxem_grains
+
+    radii = []
+    for counts in (200.0, 2000.0):
+        s, _ = pyxem_grains(counts, size=12, random_state=1)
+        centre, radius = find_direct_beam(s)
+        assert np.hypot(*(centre - 32.0)) < 0.2
+        radii.append(radius)
+    assert 4.0 < radii[0] < radii[1] < 16.0
+
+
 def test_mask_argument_errors():
     with pytest.raises(ValueError, match="radius"):
         direct_beam_mask((8, 8), (4, 4), 0)
