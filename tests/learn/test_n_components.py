@@ -282,3 +282,94 @@ def test_sped_beam_halo_outside_the_mask_is_a_fourth_source():
     halo8, choice8 = found[8]
     assert halo3 > 5.0 and halo8 < 1e-3  # expected beam counts outside the mask
     assert choice3.n_components == 4 and choice8.n_components == 3
+
+
+# ------------------------------------------- noise floor: unbiased, steady, robust
+
+
+def _exact_mixture(k, counts, n_rows=1600, m=1024, seed=0, spot_fraction=0.02):
+    """Exact Poisson counts of k sources with sparse spots (diffraction-like: most
+    channels near zero, so many columns hold 0-4 counts), rows in scan order."""
+    rng = np.random.default_rng(seed)
+    H = np.full((k, m), 1e-4)
+    for i in range(k):
+        spots = rng.choice(m, int(spot_fraction * m), replace=False)
+        H[i, spots] = rng.random(spots.size) + 0.2
+    H /= H.sum(axis=1, keepdims=True)
+    labels = np.repeat(np.arange(k), -(-n_rows // k))[:n_rows]
+    return rng.poisson(counts * H[labels]).astype(np.float32)
+
+
+@pytest.mark.parametrize("k, counts", [(3, 40), (4, 150), (6, 400)])
+def test_dispersion_is_one_on_exact_poisson_counts(k, counts):
+    """Exact Poisson data of known rank: the dispersion estimate is 1 within 2 %
+    (it was 1.05-1.10 on sparse counts: columns kept for one or two counts, and the
+    clipped mean model's extra mass)."""
+    from hyperspy_nanoml.learn.n_components import poisson_parallel_analysis
+
+    C = _exact_mixture(k, counts, seed=k)
+    values = []
+    for seed in range(3):
+        pa = poisson_parallel_analysis(C, random_state=seed)
+        assert pa["q"] == k - 1
+        values.append(pa["dispersion"])
+    assert abs(np.mean(values) - 1.0) < 0.02, values
+
+
+def test_dispersion_keeps_sparse_columns_and_clipping_honest():
+    """The two causes of the bias, switched back on: every non-empty column kept
+    (min_counts=0) inflates the dispersion on the same exact Poisson data."""
+    from hyperspy_nanoml.learn.n_components import poisson_parallel_analysis
+
+    C = _exact_mixture(4, 40, seed=4)
+    kept = poisson_parallel_analysis(C, random_state=0, min_counts=0, min_row_counts=0)
+    cleaned = poisson_parallel_analysis(C, random_state=0)
+    assert kept["columns_left_out"] < cleaned["columns_left_out"]
+    assert kept["dispersion"] > cleaned["dispersion"] + 0.02
+    assert abs(cleaned["dispersion"] - 1.0) < 0.02
+
+
+def test_answer_does_not_depend_on_the_seed_on_a_clear_case():
+    """Several draws per round: the floor varies little and the answer not at all."""
+    C = _exact_mixture(5, 120, seed=9)
+    choices = [choose_n_components(C, noise="poisson", random_state=s) for s in range(6)]
+    assert {c.n_components for c in choices} == {5}
+    thresholds = np.array([c.threshold for c in choices])
+    assert thresholds.std() / thresholds.mean() < 0.03
+
+
+def test_same_random_state_same_answer():
+    from hyperspy_nanoml.learn.n_components import poisson_parallel_analysis
+
+    C = _exact_mixture(3, 60, seed=3)
+    first = poisson_parallel_analysis(C, random_state=7)
+    second = poisson_parallel_analysis(C, random_state=7)
+    assert first["threshold"] == second["threshold"]
+    assert first["dispersion"] == second["dispersion"] and first["q"] == second["q"]
+
+
+@pytest.mark.parametrize("vacuum_counts", [1.0, 2.0, 3.0])
+def test_near_empty_rows_add_no_component(vacuum_counts):
+    """400 vacuum rows of 1-3 stray counts inside a 2-source scan: left out of the
+    choice (and said so); they used to carry spurious components (4-6 found)."""
+    C, _ = _count_mixture(2, 100, seed=2)
+    rng = np.random.default_rng(5)
+    vacuum = rng.poisson(vacuum_counts / C.shape[1], (400, C.shape[1]))
+    X = np.concatenate([C[:1000], vacuum.astype(np.float32), C[1000:]])
+    for seed in range(3):
+        choice = choose_n_components(X, noise="poisson", random_state=seed)
+        assert choice.n_components == 2, choice.reason
+    assert "row(s) with fewer than 10" in choice.reason
+
+
+def test_counted_rows_and_columns_in_count_units():
+    """A gain scales the count unit: the same rows and columns are kept."""
+    from hyperspy_nanoml.learn.n_components import count_unit, counted_rows_and_columns
+
+    C = _exact_mixture(3, 40, seed=1)
+    rows, cols = counted_rows_and_columns(C)
+    rows4, cols4 = counted_rows_and_columns(4.0 * C)
+    assert count_unit(4.0 * C) == 4.0
+    np.testing.assert_array_equal(rows, rows4)
+    np.testing.assert_array_equal(cols, cols4)
+    assert np.all(C[:, cols].sum(axis=0) >= 5) and np.all(C[:, ~cols].sum(axis=0) < 5)
