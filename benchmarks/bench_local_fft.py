@@ -135,27 +135,10 @@ def bench_lazy(size, workdir):
 
 def _mosaics():
     """Real photographed textures (scikit-image) in quadrants, wavy quadrants, turned."""
-    from skimage import data
-
-    def tex(name):
-        if name.endswith("_rot"):
-            return np.rot90(tex(name[:-4])).copy()
-        return getattr(data, name)().astype(np.float32)[:512, :512]
+    from hyperspy_nanoml.data.textures import photographed_texture_quadrants
 
     def quads(names, wavy=0.0, seed=0):
-        rng = np.random.default_rng(seed)
-        yy, xx = np.indices((1024, 1024))
-        ph = rng.uniform(0, 2 * np.pi, 2)
-        bx = 512 + wavy * np.sin(2 * np.pi * yy / 1024 * 1.5 + ph[0])
-        by = 512 + wavy * np.sin(2 * np.pi * xx / 1024 * 1.3 + ph[1])
-        truth = (xx >= bx).astype(np.int16) + 2 * (yy >= by).astype(np.int16)
-        img = np.zeros((1024, 1024), np.float32)
-        pad = int(wavy) + 2
-        for i, n in enumerate(names):
-            t = np.pad(tex(n), pad, mode="symmetric")
-            m = truth == i
-            img[m] = t[yy[m] - (i // 2) * 512 + pad, xx[m] - (i % 2) * 512 + pad]
-        return img, truth
+        return photographed_texture_quadrants(names, wavy=wavy, random_state=seed)
 
     return {
         "brick/grass/gravel/moon": quads(["brick", "grass", "gravel", "moon"]),

@@ -213,3 +213,64 @@ def make_lazy_textured_image(
         block, dtype=np.float32, chunks=da.core.normalize_chunks(chunks, shape)
     )
     return image, regions_at
+
+
+def photographed_texture_quadrants(names, *, wavy=0.0, random_state=0):
+    """Four of scikit-image's photographed textures in the quadrants of a 1024² image.
+
+    Real textures (``skimage.data.brick``, ``grass``, ``gravel``, ``moon``, ...;
+    a name ending in ``_rot`` is turned by 90 degrees) with known regions, for
+    testing and benchmarking texture segmentation on natural, stochastic content.
+
+    Parameters
+    ----------
+    names : sequence of 4 str
+        Texture per quadrant: top left, top right, bottom left, bottom right.
+    wavy : float
+        Amplitude in pixels of sine-shaped boundaries (0: straight); the textures are
+        mirrored at their edges to fill the bulges.
+    random_state : int
+        Phases of the sine boundaries.
+
+    Returns
+    -------
+    image : (1024, 1024) float32
+    truth : (1024, 1024) int16, quadrant index (0-3) of every pixel
+
+    Examples
+    --------
+    >>> img, truth = photographed_texture_quadrants(["brick", "grass", "gravel", "moon"])
+    >>> img.shape, np.unique(truth).tolist()
+    ((1024, 1024), [0, 1, 2, 3])
+    """
+    try:
+        from skimage import data
+    except ImportError as err:  # a test extra, not a dependency of the package
+        raise ImportError(
+            "photographed_texture_quadrants needs scikit-image (pip install "
+            "'hyperspy_nanoml[tests]' or scikit-image)"
+        ) from err
+    names = list(names)
+    if len(names) != 4:
+        raise ValueError(f"give 4 texture names (one per quadrant), got {len(names)}")
+
+    def texture(name):
+        if name.endswith("_rot"):
+            return np.rot90(texture(name[:-4])).copy()
+        if not hasattr(data, name):
+            raise ValueError(f"scikit-image has no texture {name!r} in skimage.data")
+        return getattr(data, name)().astype(np.float32)[:512, :512]
+
+    rng = np.random.default_rng(random_state)
+    yy, xx = np.indices((1024, 1024))
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    bx = 512 + wavy * np.sin(2 * np.pi * yy / 1024 * 1.5 + phase[0])
+    by = 512 + wavy * np.sin(2 * np.pi * xx / 1024 * 1.3 + phase[1])
+    truth = (xx >= bx).astype(np.int16) + 2 * (yy >= by).astype(np.int16)
+    image = np.zeros((1024, 1024), np.float32)
+    pad = int(wavy) + 2
+    for i, name in enumerate(names):
+        t = np.pad(texture(name), pad, mode="symmetric")
+        m = truth == i
+        image[m] = t[yy[m] - (i // 2) * 512 + pad, xx[m] - (i % 2) * 512 + pad]
+    return image, truth

@@ -19,13 +19,9 @@ TWO = ("oblique_lines", "grain")
 
 
 def _quadrants(names):
-    from skimage import data
+    from hyperspy_nanoml.data.textures import photographed_texture_quadrants
 
-    tiles = [getattr(data, n)().astype(np.float32)[:512, :512] for n in names]
-    img = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
-    truth = np.zeros(img.shape, np.int16)
-    truth[:512, 512:], truth[512:, :512], truth[512:, 512:] = 1, 2, 3
-    return img, truth
+    return photographed_texture_quadrants(names)
 
 
 def test_natural_texture_quadrants_with_the_true_number():

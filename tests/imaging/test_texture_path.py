@@ -14,13 +14,9 @@ from hyperspy_nanoml.data.textures import make_textured_image
 
 
 def _quadrants(names):
-    from skimage import data
+    from hyperspy_nanoml.data.textures import photographed_texture_quadrants
 
-    tiles = [getattr(data, n)().astype(np.float32)[:512, :512] for n in names]
-    img = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
-    truth = np.zeros(img.shape, np.int16)
-    truth[:512, 512:], truth[512:, :512], truth[512:, 512:] = 1, 2, 3
-    return img, truth
+    return photographed_texture_quadrants(names)
 
 
 def test_texture_features_find_the_regions_of_photographed_textures(tmp_path):
@@ -142,32 +138,16 @@ def test_cli_texture_features_and_small_outputs(tmp_path, capsys):
     assert np.isfinite(full.data).all()
 
 
-def _wavy_quadrants(names, wavy=90.0, seed=1):
-    """Photographed textures in four quadrants with sine-shaped boundaries."""
-    from skimage import data
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.indices((1024, 1024))
-    ph = rng.uniform(0, 2 * np.pi, 2)
-    bx = 512 + wavy * np.sin(2 * np.pi * yy / 1024 * 1.5 + ph[0])
-    by = 512 + wavy * np.sin(2 * np.pi * xx / 1024 * 1.3 + ph[1])
-    truth = (xx >= bx).astype(np.int16) + 2 * (yy >= by).astype(np.int16)
-    img = np.zeros((1024, 1024), np.float32)
-    pad = int(wavy) + 2
-    for i, n in enumerate(names):
-        t = np.pad(getattr(data, n)().astype(np.float32)[:512, :512], pad, "symmetric")
-        m = truth == i
-        img[m] = t[yy[m] - (i // 2) * 512 + pad, xx[m] - (i % 2) * 512 + pad]
-    return img, truth
-
-
 def test_boundary_refinement_on_wavy_photographed_textures():
     """Coarse windows lean to the stronger texture along the wavy boundaries (ARI
     0.88 measured); the quarter-size windows bring it to >= 0.93 (0.95 measured)."""
     pytest.importorskip("skimage")
+    from hyperspy_nanoml.data.textures import photographed_texture_quadrants
     from hyperspy_nanoml.imaging.texture_features import texture_regions
 
-    img, truth = _wavy_quadrants(["brick", "grass", "gravel", "moon"])
+    img, truth = photographed_texture_quadrants(
+        ["brick", "grass", "gravel", "moon"], wavy=90.0, random_state=1
+    )
     coarse = texture_regions(img, 4, refine=False)
     fine = texture_regions(img, 4)
     assert coarse.fine_labels is None and fine.fine_step == 8
