@@ -2,6 +2,7 @@
 pyxem 0.21's direct-beam finding against ours.
 
 Run:  python benchmarks/bench_sped_pyxem.py [--size 40]
+      python benchmarks/bench_sped_pyxem.py --radius-sweep   (beam-mask radius only)
 """
 
 from __future__ import annotations
@@ -58,6 +59,89 @@ def sped_table(size):
         labels = np.argmax(truth.maps, axis=-1)
         labels[truth.regions["vacuum"]] = -1
         _run(f"our SPED {n_phases} phases", s, labels, n_phases)
+
+
+def _our_sets(counts_list=(200.0, 2000.0)):
+    """Our generated sets: 2/3/4 phases with vacuum, 3 phases cropped to the wire
+    (no vacuum); labels = dominant phase, vacuum -1."""
+    from hyperspy_nanoml.data.sped import make_sped_phases
+
+    for counts in counts_list:
+        for n_phases, vacuum in ((2, True), (3, True), (4, True), (3, False)):
+            s, truth = make_sped_phases(
+                (48, 48), 64, n_phases=n_phases, counts=counts, random_state=1
+            )
+            labels = np.argmax(truth.maps, axis=-1)
+            labels[truth.regions["vacuum"]] = -1
+            if not vacuum:
+                cols = np.flatnonzero(~truth.regions["vacuum"].any(axis=0))
+                s = s.inav[int(cols[0]) : int(cols[-1]) + 1, :]
+                labels = labels[:, cols[0] : cols[-1] + 1]
+            name = f"our {n_phases} phases {counts:g}" + ("" if vacuum else " no vac")
+            yield name, s, labels, n_phases
+
+
+def radius_table(size, radii=(4, 5, 6, 7, 8, 9)):
+    """Chosen number and ARI against a fixed beam-mask radius (sped_phase_map's
+    ``beam_radius``), next to the estimated radius ("auto")."""
+    from hyperspy_nanoml.data.pyxem_grains import pyxem_grains
+    from hyperspy_nanoml.diffraction.calibration import phase_results
+    from hyperspy_nanoml.diffraction.workflow import sped_phase_map
+
+    print("== beam-mask radius (px) vs chosen number k and ARI (random_state=0) ==")
+    print(f"{'case':28s} {'auto r: k ARI':>18s} " + " ".join(f"{r:>11d}" for r in radii))
+
+    def cases():
+        for rs in (1, 2, 3):
+            for counts in (200.0, 500.0, 1000.0):
+                s, truth = pyxem_grains(counts, size=size, random_state=rs)
+                yield f"pyxem rot{rs} {counts:g}", s, truth.labels, truth.n_grains
+        yield from _our_sets()
+
+    for name, s, labels, n_true in cases():
+        cells = []
+        for radius in (None, *radii):
+            out = sped_phase_map(s, random_state=0, beam_radius=radius)
+            record = out.metadata.Processing.sped_phase_map
+            _, maps = phase_results(out)
+            k = int(record.n_components)
+            cell = f"{k}{'*' if k != n_true else ' '} {_ari(labels, maps):.3f}"
+            if radius is None:
+                cell = f"{record.direct_beam_radius:4.1f}: {cell}"
+            cells.append(cell)
+        print(
+            f"{name:22s} (k={n_true}) {cells[0]:>18s} "
+            + " ".join(f"{c:>11s}" for c in cells[1:])
+        )
+    print("(* = not the true number)")
+
+
+def row_sum_table(size, radii=(4, 6, 7, 8, 10, 12)):
+    """Why the mask radius decides rot2 at 500 counts: the counts left per pattern
+    (mean, and in the least diffracting grain) and the Poisson parallel analysis of
+    the masked counts (its 5th correspondence-analysis eigenvalue, the 6th grain,
+    over the floor; the floor in chi^2 units, threshold x total counts)."""
+    from hyperspy_nanoml.data.pyxem_grains import pyxem_grains
+    from hyperspy_nanoml.diffraction.preprocess import direct_beam_mask
+    from hyperspy_nanoml.learn.n_components import poisson_parallel_analysis
+
+    s, truth = pyxem_grains(500.0, size=size, random_state=2)
+    shape = s.data.shape[-2:]
+    counts = np.asarray(s.data, dtype=np.float32).reshape(-1, shape[0] * shape[1])
+    grain = truth.labels.ravel()
+    print("== pyxem rot2, 500 counts: counts left outside the mask and the PPA floor ==")
+    for radius in radii:
+        mask = direct_beam_mask(shape, (shape[1] / 2, shape[0] / 2), radius).ravel()
+        kept = counts[:, ~mask]
+        per_grain = np.bincount(grain, kept.sum(axis=1)) / np.bincount(grain)
+        ppa = poisson_parallel_analysis(kept, random_state=0)
+        d = ppa["eigenvalues"]
+        print(
+            f"radius {radius:4.1f} px  counts/pattern {kept.sum(axis=1).mean():6.1f}  "
+            f"per grain {np.array2string(per_grain, precision=0, separator=' ')}  "
+            f"6th grain eigenvalue / floor {d[4] / ppa['threshold']:.2f}  "
+            f"floor x total {ppa['threshold'] * kept.sum():8.0f}  k {ppa['q'] + 1}"
+        )
 
 
 def beam_table():
@@ -178,10 +262,19 @@ def background_table():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=40)
+    parser.add_argument(
+        "--radius-sweep",
+        action="store_true",
+        help="only the beam-mask radius tables (chosen number, ARI, PPA floor)",
+    )
     args = parser.parse_args()
     import hyperspy.api as hs
 
     hs.preferences.General.show_progressbar = False
+    if args.radius_sweep:
+        row_sum_table(args.size)
+        radius_table(args.size)
+        return
     beam_table()
     background_table()
     sped_table(args.size)
