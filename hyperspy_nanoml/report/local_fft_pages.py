@@ -137,7 +137,7 @@ def _panel_figure(n, aspect, *, right=0.0, bottom=0.55, header=1.0):
 
     width, max_height, left = 11.7, 8.3, 0.75
     pad_w, pad_h = 0.85, 0.75  # y labels between columns; title + x label between rows
-    best = None
+    layouts = []
     for ncol in range(1, n + 1):
         nrow = int(np.ceil(n / ncol))
         pw = (width - left - right - 0.2 - pad_w * (ncol - 1)) / ncol
@@ -145,9 +145,14 @@ def _panel_figure(n, aspect, *, right=0.0, bottom=0.55, header=1.0):
         room = (max_height - header - bottom - pad_h * (nrow - 1)) / nrow
         if ph > room:  # too tall: shrink to the page's height
             ph, pw = room, room / aspect
-        if best is None or pw * ph > best[0] * 1.05:
-            best = (pw * ph, nrow, ncol, pw, ph)
-    _, nrow, ncol, pw, ph = best
+        layouts.append((pw * ph, nrow * ncol - n, nrow, ncol, pw, ph))
+    largest = max(v[0] for v in layouts)
+    # the fewest empty cells among layouts whose panels are at least 80 % of the
+    # largest (7 panels: 4 x 2 with one empty cell rather than 3 x 3 with two),
+    # then the largest panels
+    _, _, nrow, ncol, pw, ph = min(
+        (v for v in layouts if v[0] >= 0.8 * largest), key=lambda v: (v[1], -v[0])
+    )
     height = header + bottom + nrow * ph + pad_h * (nrow - 1)
     fig, axes = plt.subplots(nrow, ncol, figsize=(width, height), squeeze=False)
     used = left + ncol * pw + pad_w * (ncol - 1)
