@@ -577,8 +577,9 @@ class _FirstPass:
     sample: np.ndarray | None
 
 
-def _scaled_totals(poisson, row_sums, colsum, colsum_scaled, colsq):
-    """Keenan-Kotula scales (or None) and the fitted matrix's sum of squares and total.
+def _first_pass_from_sums(poisson, row_sums, colsum, colsum_scaled, colsq, raw_sq, shape):
+    """The :class:`_FirstPass` (``Z`` and ``sample`` left empty) from a pass's sums:
+    Keenan-Kotula scales (or None), the fitted matrix's sum of squares and mean.
 
     ``colsum_scaled`` and ``colsq`` are column sums of the row-scaled data and of its
     squares; the column scale factors out of both (``||Xs||^2 = sum_j q_j b_j^2``).
@@ -599,7 +600,17 @@ def _scaled_totals(poisson, row_sums, colsum, colsum_scaled, colsq):
             "X is all zeros (after masking): there is nothing to factorise. Check the "
             "data and the masks (navigation_mask / signal_mask / column_mask)."
         )
-    return row_scale, column_scale, fitted_sq, total
+    n, m = shape
+    return _FirstPass(
+        Z=np.zeros(0),
+        fitted_sq=fitted_sq,
+        data_sq=float(raw_sq[0]),
+        mean=total / (n * m),
+        zero_columns=colsum == 0,
+        row_scale=row_scale,
+        column_scale=column_scale,
+        sample=None,
+    )
 
 
 def _first_pass(blocks, prep, key, s, poisson, stride, shape):
@@ -607,24 +618,13 @@ def _first_pass(blocks, prep, key, s, poisson, stride, shape):
     counts, colsum, colsum_scaled, colsq, Z, raw_sq = sums
     minimum = min(p[0] for p in parts)
     check_nonnegative_finite(int(counts[1]), float(minimum), int(counts[0]), shape)
-    n, m = shape
-    sample = np.concatenate([p[2] for p in parts], axis=0) if stride else None
     row_sums = np.concatenate([p[1] for p in parts]) if poisson else None
-    row_scale, column_scale, fitted_sq, total = _scaled_totals(
-        poisson, row_sums, colsum, colsum_scaled, colsq
+    first = _first_pass_from_sums(
+        poisson, row_sums, colsum, colsum_scaled, colsq, raw_sq, shape
     )
-    if poisson and s:
-        Z = Z * column_scale.astype(np.float64)[None, :]
-    return _FirstPass(
-        Z=Z,
-        fitted_sq=fitted_sq,
-        data_sq=float(raw_sq[0]),
-        mean=total / (n * m),
-        zero_columns=colsum == 0,
-        row_scale=row_scale,
-        column_scale=column_scale,
-        sample=sample,
-    )
+    first.Z = Z * first.column_scale.astype(np.float64)[None, :] if poisson and s else Z
+    first.sample = np.concatenate([p[2] for p in parts], axis=0) if stride else None
+    return first
 
 
 def _choose(first, max_components, seed, rng, plan, choice_options):
@@ -731,27 +731,18 @@ def _deferred_first_passes(blocks, masks, key, s, poisson, stride, bar):
     row_sums = np.concatenate([y[1] for y in Ys])
     Y = np.concatenate([y[0] for y in Ys], axis=0)
     del Ys
-    row_scale, column_scale, fitted_sq, total = _scaled_totals(
-        poisson, row_sums, colsum, colsum_scaled, colsq
+    first = _first_pass_from_sums(
+        poisson, row_sums, colsum, colsum_scaled, colsq, raw_sq, (n, m)
     )
     if poisson:
-        C = C * column_scale.astype(np.float64)[None, :]
+        C = C * first.column_scale.astype(np.float64)[None, :]
     if sample is not None:
         rows = np.arange(0, n_all, stride)[: sample.shape[0]]
         kept_sample = np.ones(rows.size, bool) if keep is None else keep[rows]
         sample = sample[kept_sample]
         if mask is not None:
             sample[:, mask] = 0  # raw rows: the matrix fitted, or the counts (Poisson)
-    first = _FirstPass(
-        Z=np.zeros(0),
-        fitted_sq=fitted_sq,
-        data_sq=float(raw_sq[0]),
-        mean=total / (n * m),
-        zero_columns=colsum == 0,
-        row_scale=row_scale,
-        column_scale=column_scale,
-        sample=sample,
-    )
+    first.sample = sample
     with one_blas_thread():
         Q, R = np.linalg.qr(Y)
         del Y
