@@ -38,6 +38,7 @@ __all__ = [
     "as_float32",
     "beam_and_vacuum",
     "bin_reciprocal",
+    "check_sped_options",
     "check_sped_signal",
     "direct_beam_mask",
     "find_direct_beam",
@@ -51,6 +52,30 @@ def _is_lazy(signal):
     from hyperspy_nanoml.learn.blocks import is_lazy
 
     return is_lazy(signal)
+
+
+def check_sped_options(signal, beam_radius, exclude_vacuum, vacuum_threshold):
+    """The checks of :func:`preprocess_sped` that need no data: the signal, the beam
+    radius and the vacuum threshold (raised before any read).
+
+    Examples
+    --------
+    >>> import numpy as np, hyperspy.api as hs
+    >>> s = hs.signals.Signal2D(np.zeros((2, 2, 8, 8)))
+    >>> check_sped_options(s, -1.0, False, 0.1)
+    Traceback (most recent call last):
+    ...
+    ValueError: beam_radius must be a positive number of pixels, got -1.0
+    """
+    check_sped_signal(signal, what="preprocess_sped")
+    if beam_radius is not None and not (np.isfinite(beam_radius) and beam_radius > 0):
+        raise ValueError(
+            f"beam_radius must be a positive number of pixels, got {beam_radius!r}"
+        )
+    if exclude_vacuum and not 0 < vacuum_threshold < 1:
+        raise ValueError(
+            f"vacuum_threshold must be between 0 and 1, got {vacuum_threshold!r}"
+        )
 
 
 def check_sped_signal(signal, *, need_navigation=True, what="this function"):
@@ -668,17 +693,9 @@ def preprocess_sped(
         ``vacuum_mask`` (bool, navigation shape in array order, ``True`` =
         vacuum), ``vacuum_patterns`` and ``vacuum_method``.
     """
-    check_sped_signal(signal, what="preprocess_sped")
+    check_sped_options(signal, beam_radius, exclude_vacuum, vacuum_threshold)
     if not isinstance(binning, (int, np.integer)) or binning < 1:
         raise ValueError(f"binning must be a positive int, got {binning!r}")
-    if beam_radius is not None and not (np.isfinite(beam_radius) and beam_radius > 0):
-        raise ValueError(
-            f"beam_radius must be a positive number of pixels, got {beam_radius!r}"
-        )
-    if exclude_vacuum and not 0 < vacuum_threshold < 1:
-        raise ValueError(
-            f"vacuum_threshold must be between 0 and 1, got {vacuum_threshold!r}"
-        )
     dtype_in = str(signal.data.dtype)
     processed = bin_reciprocal(signal, int(binning))
     shape = _signal_shape(processed)

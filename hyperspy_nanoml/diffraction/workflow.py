@@ -338,7 +338,7 @@ def _phase_map_one_read(
     from hyperspy_nanoml.diffraction.preprocess import (
         as_float32,
         beam_and_vacuum,
-        check_sped_signal,
+        check_sped_options,
     )
     from hyperspy_nanoml.diffraction.vacuum import RingSectors, ring_sector_sums
     from hyperspy_nanoml.learn.decomposition import nmf_decomposition
@@ -346,15 +346,7 @@ def _phase_map_one_read(
 
     started = time.perf_counter()
     # the checks of preprocess_sped, before any read
-    check_sped_signal(signal, what="preprocess_sped")
-    if beam_radius is not None and not (np.isfinite(beam_radius) and beam_radius > 0):
-        raise ValueError(
-            f"beam_radius must be a positive number of pixels, got {beam_radius!r}"
-        )
-    if exclude_vacuum and not 0 < vacuum_threshold < 1:
-        raise ValueError(
-            f"vacuum_threshold must be between 0 and 1, got {vacuum_threshold!r}"
-        )
+    check_sped_options(signal, beam_radius, exclude_vacuum, vacuum_threshold)
     processed = as_float32(signal)  # lazy: nothing computed
     shape = tuple(int(v) for v in processed.data.shape[-2:])
     nav_shape = tuple(int(v) for v in processed.data.shape[:-2])
