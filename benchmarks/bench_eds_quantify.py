@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hyperspy_nanoml.data.eds import ADM6005A
+
 ROOT = Path(__file__).resolve().parents[1]
 ADM = ROOT.parent / "shared" / "data" / "eds" / "adm6005a"
 
@@ -40,15 +42,7 @@ DTSA = {
     "Ge_Ka": 0.2628,
     "Ge_Kb": 0.279,
 }
-NOMINAL = {  # NeXLCore.jl data/composition.csv row "ADM6005a" (sums to 0.9955), mass fractions
-    "O": 0.3398,
-    "Al": 0.0664,
-    "Si": 0.0405,
-    "Ca": 0.0683,
-    "Ti": 0.0713,
-    "Zn": 0.1055,
-    "Ge": 0.3037,
-}
+NOMINAL = ADM6005A  # NeXLCore.jl composition.csv "ADM6005a", mass fractions
 
 
 def method_comparison(with_exspy=True, repeats=10):

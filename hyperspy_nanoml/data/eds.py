@@ -46,11 +46,25 @@ from hyperspy_nanoml.eds.detector import Detector
 from hyperspy_nanoml.eds.generation import continuum, family_intensities, line_intensities
 
 __all__ = [
+    "ADM6005A",
     "simulate_spectrum",
     "simulate_spectrum_image",
     "expected_spectrum",
     "au_in_nanowires",
 ]
+
+# nominal composition (mass fractions, summing to 0.9955) of the NIST glass
+# ADM-6005a whose measured spectra are the real-data check of quantify(); from
+# NeXLCore.jl data/composition.csv (public domain), row "ADM6005a"
+ADM6005A = {
+    "O": 0.3398,
+    "Al": 0.0664,
+    "Si": 0.0405,
+    "Ca": 0.0683,
+    "Ti": 0.0713,
+    "Zn": 0.1055,
+    "Ge": 0.3037,
+}
 
 _GENERATOR_VERSION = 1
 _CHUNK_BYTES = 64 * 2**20  # lazy blocks of scan rows, ~64 MB of float32

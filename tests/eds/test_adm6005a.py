@@ -8,6 +8,7 @@ filter-fit test. The standards were recorded with other energy calibrations and 
 import numpy as np
 import pytest
 
+from hyperspy_nanoml.data.eds import ADM6005A
 from hyperspy_nanoml.eds import acquisition
 from hyperspy_nanoml.eds.lines import fit_lines
 from hyperspy_nanoml.eds.quantify import quantify
@@ -121,15 +122,7 @@ def test_quantify_with_the_measured_standards(adm):
 
 # ---------------------------------------------------------------- the analytical total
 
-NOMINAL = {  # NeXLCore.jl data/composition.csv, row "ADM6005a" (mass fractions)
-    "O": 0.3398,
-    "Al": 0.0664,
-    "Si": 0.0405,
-    "Ca": 0.0683,
-    "Ti": 0.0713,
-    "Zn": 0.1055,
-    "Ge": 0.3037,
-}
+NOMINAL = ADM6005A  # NeXLCore.jl data/composition.csv, row "ADM6005a"
 
 
 def _carbon_k_per_dose(s):

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from hyperspy_nanoml.data.eds import ADM6005A
 from hyperspy_nanoml.eds import xray_data as xd
 from hyperspy_nanoml.eds.cross_sections import ionization_cross_section
 from hyperspy_nanoml.eds.detector import Detector
@@ -231,15 +232,7 @@ def test_continuum_of_compounds_against_measured_adm6005a(shared_data):
     folder = shared_data / "eds" / "adm6005a"
     if not folder.is_dir():
         pytest.skip(f"{folder} is absent")
-    glass = {
-        "O": 0.3398,
-        "Al": 0.0664,
-        "Si": 0.0405,
-        "Ca": 0.0683,
-        "Ti": 0.0713,
-        "Zn": 0.1055,
-        "Ge": 0.3037,
-    }  # NeXLCore.jl composition.csv "ADM6005a"
+    glass = ADM6005A  # NeXLCore.jl composition.csv "ADM6005a"
     specs = {el: (f"{el}_std", {el: 1.0}) for el in ("Al", "Si", "Ti", "Fe", "Zn", "Ge")}
     specs["CaF2"] = ("CaF2_std", {"Ca": 0.5133, "F": 0.4867})
     specs["SiO2"] = ("SiO2_std", {"Si": 0.4674, "O": 0.5326})
