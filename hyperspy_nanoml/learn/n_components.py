@@ -829,10 +829,7 @@ def choose_n_components(
             "the others are minor variations and are not counted."
         )
         q = q_major
-    n_components = q + 1
-    if n_components > max_components:
-        notes.append(f"Capped at max_components = {max_components}.")
-        n_components = max_components
+    n_components = _capped(q + 1, max_components, notes)
     return ComponentChoice(
         n_components=n_components,
         n_significant=q,
@@ -841,6 +838,14 @@ def choose_n_components(
         max_components=max_components,
         notes=notes,
     )
+
+
+def _capped(n_components, max_components, notes):
+    """``n_components``, at most ``max_components`` (the cap said in ``notes``)."""
+    if n_components > max_components:
+        notes.append(f"Capped at max_components = {max_components}.")
+        return max_components
+    return n_components
 
 
 def _choose_poisson(X, max_components, min_variance_ratio, margin, random_state, notes):
@@ -893,10 +898,7 @@ def _choose_poisson(X, max_components, min_variance_ratio, margin, random_state,
             "others are minor variations and are not counted."
         )
         q = q_major
-    n_components = q + 1
-    if n_components > max_components:
-        notes.append(f"Capped at max_components = {max_components}.")
-        n_components = max_components
+    n_components = _capped(q + 1, max_components, notes)
     floor = ev[0] * 1e-12 if ev.size and ev[0] > 0 else 1e-300
     return ComponentChoice(
         n_components=n_components,
