@@ -2,6 +2,7 @@
 pyxem 0.21's direct-beam finding against ours.
 
 Run:  python benchmarks/bench_sped_pyxem.py [--size 40]
+      python benchmarks/bench_sped_pyxem.py --binning-sweep  (reciprocal binning only)
       python benchmarks/bench_sped_pyxem.py --radius-sweep   (beam-mask radius only)
 """
 
@@ -39,6 +40,7 @@ def _run(name, s, labels, n_true):
     print(
         f"{name:34s} k {record.n_components:2d} (true {n_true}) ARI {ari:.3f} "
         f"excluded {record.get_item('vacuum_patterns', 0):4d} "
+        f"bin {record.get_item('binning', 1)} "
         f"passes {record.passes_over_data:3d} {seconds:6.1f} s"
     )
 
@@ -48,8 +50,8 @@ def sped_table(size):
     from hyperspy_nanoml.data.sped import make_sped_phases
 
     print("== sped_phase_map: chosen number, ARI of the grain map, patterns excluded ==")
-    for rs in (1, 2):
-        for counts in (200.0, 2000.0, None):
+    for rs in (1, 2, 3):
+        for counts in (200.0, 500.0, 1000.0, 2000.0, None):
             s, truth = pyxem_grains(counts, size=size, random_state=rs)
             label = f"pyxem grains rot{rs} {counts or 'noise-free'}"
             _run(label, s, truth.labels, truth.n_grains)
@@ -83,7 +85,7 @@ def _our_sets(counts_list=(200.0, 2000.0)):
 
 def radius_table(size, radii=(4, 5, 6, 7, 8, 9)):
     """Chosen number and ARI against a fixed beam-mask radius (sped_phase_map's
-    ``beam_radius``), next to the estimated radius ("auto")."""
+    ``beam_radius``), next to the estimated radius ("auto"); unbinned patterns."""
     from hyperspy_nanoml.data.pyxem_grains import pyxem_grains
     from hyperspy_nanoml.diffraction.calibration import phase_results
     from hyperspy_nanoml.diffraction.workflow import sped_phase_map
@@ -101,7 +103,7 @@ def radius_table(size, radii=(4, 5, 6, 7, 8, 9)):
     for name, s, labels, n_true in cases():
         cells = []
         for radius in (None, *radii):
-            out = sped_phase_map(s, random_state=0, beam_radius=radius)
+            out = sped_phase_map(s, random_state=0, beam_radius=radius, binning=1)
             record = out.metadata.Processing.sped_phase_map
             _, maps = phase_results(out)
             k = int(record.n_components)
@@ -114,6 +116,39 @@ def radius_table(size, radii=(4, 5, 6, 7, 8, 9)):
             + " ".join(f"{c:>11s}" for c in cells[1:])
         )
     print("(* = not the true number)")
+
+
+def binning_table(size, factors=("auto", 1, 2, 4)):
+    """Chosen number and ARI against the reciprocal binning (``binning="auto"`` is
+    the default: sparse counts, below 0.25 electrons per pixel, are binned)."""
+    from hyperspy_nanoml.data.pyxem_grains import pyxem_grains
+    from hyperspy_nanoml.diffraction.calibration import phase_results
+    from hyperspy_nanoml.diffraction.workflow import sped_phase_map
+
+    print("== reciprocal binning vs chosen number k and ARI (random_state=0) ==")
+    print(f"{'case':30s} {'e/px':>6s} " + " ".join(f"{str(f):>14s}" for f in factors))
+
+    def cases():
+        for rs in (1, 2, 3):
+            for counts in (200.0, 500.0, 1000.0, 2000.0):
+                s, truth = pyxem_grains(counts, size=size, random_state=rs)
+                yield f"pyxem rot{rs} {counts:g}", s, truth.labels, truth.n_grains
+        yield from _our_sets((200.0, 2000.0))
+
+    for name, s, labels, n_true in cases():
+        cells = []
+        for factor in factors:
+            out = sped_phase_map(s, random_state=0, binning=factor)
+            record = out.metadata.Processing.sped_phase_map
+            _, maps = phase_results(out)
+            k = int(record.n_components)
+            mark = "*" if k != n_true else " "
+            cells.append(f"b{record.binning}: {k}{mark} {_ari(labels, maps):.3f}")
+        per_px = float(np.asarray(s.data).mean())
+        print(
+            f"{name:22s} (k={n_true}) {per_px:6.3f} " + " ".join(f"{c:>14s}" for c in cells)
+        )
+    print("(* = not the true number; e/px = mean electrons per pixel per pattern)")
 
 
 def row_sum_table(size, radii=(4, 6, 7, 8, 10, 12)):
@@ -263,6 +298,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=40)
     parser.add_argument(
+        "--binning-sweep",
+        action="store_true",
+        help="only the reciprocal-binning table (chosen number, ARI)",
+    )
+    parser.add_argument(
         "--radius-sweep",
         action="store_true",
         help="only the beam-mask radius tables (chosen number, ARI, PPA floor)",
@@ -271,6 +311,9 @@ def main():
     import hyperspy.api as hs
 
     hs.preferences.General.show_progressbar = False
+    if args.binning_sweep:
+        binning_table(args.size)
+        return
     if args.radius_sweep:
         row_sum_table(args.size)
         radius_table(args.size)

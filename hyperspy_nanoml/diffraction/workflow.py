@@ -63,7 +63,7 @@ def sped_phase_map(
     lazy=True,
     mask_direct_beam=True,
     beam_radius=None,
-    binning=1,
+    binning="auto",
     exclude_vacuum=True,
     vacuum_threshold=0.1,
     normalize_poissonian_noise=True,
@@ -80,16 +80,19 @@ def sped_phase_map(
     Steps (pyxem demo 1 style):
 
     1. load ``data`` if it is a path (``hs.load(path, lazy=lazy)``);
-    2. :func:`~hyperspy_nanoml.diffraction.preprocess.preprocess_sped`: optional
-       reciprocal binning, float32 block by block, direct beam found and masked,
+    2. :func:`~hyperspy_nanoml.diffraction.preprocess.preprocess_sped`: reciprocal
+       binning (by default only of sparse counts, below 0.25 electrons per pixel
+       per pattern: :func:`~hyperspy_nanoml.diffraction.preprocess.choose_binning`),
+       float32 block by block, direct beam found and masked,
        and patterns without diffracted intensity (vacuum, holes) found, all in
        one pass over the data. For lazy unbinned data this pass is the NMF's
        first: the mean pattern (beam) and every pattern's ring sums (vacuum
        test) are taken there and the masks decided before its second pass
        (:class:`~hyperspy_nanoml.learn.nmf.FirstPassMasks`), so the whole call
        reads the data as often as the NMF alone (4 times by default). If the
-       beam lies too far from the pattern centre for that test, the pass is
-       repeated the other way (one more read);
+       beam lies too far from the pattern centre for that test, or the counts
+       are sparse enough to bin, the pass is repeated the other way (one more
+       read);
     3. the vacuum patterns are excluded from the fit (their loadings are NaN,
        as for any HyperSpy navigation mask);
     4. :func:`~hyperspy_nanoml.learn.decomposition.nmf_decomposition` with the
@@ -186,6 +189,7 @@ def sped_phase_map(
             data,
             signal,
             n_components,
+            binning=binning,
             mask_direct_beam=mask_direct_beam,
             beam_radius=beam_radius,
             exclude_vacuum=exclude_vacuum,
@@ -200,7 +204,9 @@ def sped_phase_map(
         if result is not None:
             processed, info = result
             return _finish(processed, info, report, n_restarts, seed, show_progressbar)
-        wasted_passes = 1  # the NMF's first pass, stopped: the beam is off centre
+        # the NMF's first pass, stopped: the beam is off centre, or the counts are
+        # sparse enough to bin (binning="auto")
+        wasted_passes = 1
     started = time.perf_counter()
     processed, signal_mask, info = preprocess_sped(
         signal,
@@ -291,7 +297,8 @@ def _finish(processed, info, report, n_restarts, seed, show_progressbar):
 
 
 class _OwnPassNeeded(Exception):
-    """The vacuum test cannot use rings around the pattern centre (beam off centre)."""
+    """The NMF's first pass cannot decide alone: the vacuum test cannot use rings
+    around the pattern centre (beam off centre), or the counts are to be binned."""
 
 
 def _beam_and_vacuum_in_nmf(signal, binning, mask_direct_beam, exclude_vacuum, nmf_kwargs):
@@ -299,7 +306,7 @@ def _beam_and_vacuum_in_nmf(signal, binning, mask_direct_beam, exclude_vacuum, n
 
     return (
         is_lazy(signal)
-        and binning == 1
+        and (binning == 1 or (isinstance(binning, str) and binning == "auto"))
         and (mask_direct_beam or exclude_vacuum)
         and nmf_kwargs.get("compression", "auto") is not False
         and signal.axes_manager.navigation_dimension > 0
@@ -311,6 +318,7 @@ def _phase_map_one_read(
     signal,
     n_components,
     *,
+    binning,
     mask_direct_beam,
     beam_radius,
     exclude_vacuum,
@@ -333,12 +341,17 @@ def _phase_map_one_read(
     kept patterns with the beam masked and gathers its exact statistics
     (:class:`~hyperspy_nanoml.learn.nmf.FirstPassMasks`). Returns
     ``(processed, info)``, or None when the beam lies too far from the centre
-    for those rings (the caller then takes the path with a pass of its own).
+    for those rings or, with ``binning="auto"``, the mean pattern says the counts
+    are sparse enough to bin (:func:`~hyperspy_nanoml.diffraction.preprocess.
+    choose_binning`): the caller then takes the path with a pass of its own.
     """
     from hyperspy_nanoml.diffraction.preprocess import (
         as_float32,
         beam_and_vacuum,
+        check_binning,
         check_sped_options,
+        choose_binning,
+        looks_like_counts,
     )
     from hyperspy_nanoml.diffraction.vacuum import RingSectors, ring_sector_sums
     from hyperspy_nanoml.learn.decomposition import nmf_decomposition
@@ -347,6 +360,9 @@ def _phase_map_one_read(
     started = time.perf_counter()
     # the checks of preprocess_sped, before any read
     check_sped_options(signal, beam_radius, exclude_vacuum, vacuum_threshold)
+    check_binning(signal, binning)
+    # the first patterns only (one block), before the NMF's first pass
+    counts = binning == "auto" and looks_like_counts(signal)
     processed = as_float32(signal)  # lazy: nothing computed
     shape = tuple(int(v) for v in processed.data.shape[-2:])
     nav_shape = tuple(int(v) for v in processed.data.shape[:-2])
@@ -354,6 +370,7 @@ def _phase_map_one_read(
     rings = RingSectors.around(shape) if exclude_vacuum else None
     info = {
         "binning": 1,
+        "binning_source": "given",
         "dtype_in": str(signal.data.dtype),
         "dtype_out": "float32",
         "lazy": True,
@@ -369,6 +386,11 @@ def _phase_map_one_read(
 
     def decide(column_sums, statistics):
         mean = (np.asarray(column_sums, dtype=np.float64) / n_rows).reshape(shape)
+        if binning == "auto":
+            factor, info["binning_reason"] = choose_binning(mean, counts)
+            if factor > 1:
+                raise _OwnPassNeeded
+            info["binning_source"] = "auto"
         sums = statistics.reshape(nav_shape + statistics.shape[1:]) if rings else None
         signal_mask = beam_and_vacuum(
             processed,

@@ -287,3 +287,56 @@ def test_float32_blocks_stay_small(lazy):
     g = as_float32(s, block_bytes=row_bytes * 2)
     assert set(g.data.chunks[0]) == {2}
     assert as_float32(s).data.chunks == s.data.chunks  # small chunks are kept
+
+
+def test_binned_beam_mask_covers_the_full_resolution_beam(eager):
+    """The beam is found on the unbinned patterns; the binned mask holds every
+    binned pixel that any masked pixel falls in, and the centre maps back."""
+    s, truth = eager
+    _, full, info1 = preprocess_sped(s)
+    for factor in (2, 4):
+        processed, mask, info = preprocess_sped(s, binning=factor)
+        assert mask.shape == processed.data.shape[-2:] == (64 // factor, 64 // factor)
+        rows, cols = np.nonzero(full)
+        assert mask[rows // factor, cols // factor].all()
+        assert info["masked_pixels"] == mask.sum() and info["binning_source"] == "given"
+        x, y = info["direct_beam_centre"]
+        back = (x * factor + (factor - 1) / 2, y * factor + (factor - 1) / 2)
+        assert back == pytest.approx(info1["direct_beam_centre"])
+        assert info["direct_beam_radius"] == pytest.approx(
+            info1["direct_beam_radius"] / factor
+        )
+        # the calibrated centre is the same physical position
+        assert info["direct_beam_centre_calibrated"] == pytest.approx(
+            info1["direct_beam_centre_calibrated"]
+        )
+        kx = processed.axes_manager.signal_axes[0]
+        assert kx.offset + kx.scale * x == pytest.approx(
+            info1["direct_beam_centre_calibrated"][0]
+        )
+
+
+def test_auto_binning_only_of_sparse_counts(eager):
+    from hyperspy_nanoml.diffraction.preprocess import choose_binning
+
+    s, _ = eager  # ~25 counts per pixel: not binned
+    processed, _, info = preprocess_sped(s, binning="auto")
+    assert info["binning"] == 1 and info["binning_source"] == "auto"
+    assert "not binned" in info["binning_reason"]
+    # sparse counts: the smallest factor reaching 0.25 per binned pixel
+    assert choose_binning(np.full((64, 64), 0.3), True)[0] == 1
+    assert choose_binning(np.full((64, 64), 0.1), True)[0] == 2
+    assert choose_binning(np.full((64, 64), 0.02), True)[0] == 4
+    # never below 16 px per side; never for data that are not counts
+    assert choose_binning(np.full((32, 32), 0.02), True)[0] == 2
+    assert choose_binning(np.full((64, 64), 0.02), False)[0] == 1
+    # thinned to 0.4 % of the electrons (binomially: still Poisson counts), ~0.1 per px
+    rng = np.random.default_rng(0)
+    thin = rng.binomial(np.asarray(s.data, dtype=np.int64), 0.004).astype(np.uint16)
+    sparse = s._deepcopy_with_new_data(thin)
+    processed, mask, info = preprocess_sped(sparse, binning="auto")
+    assert info["binning"] == 2 and processed.data.shape[-2:] == mask.shape == (32, 32)
+    scaled = s._deepcopy_with_new_data(np.asarray(s.data, np.float32) / 20.5)
+    assert preprocess_sped(scaled, binning="auto")[2]["binning"] == 1  # not counts
+    with pytest.raises(ValueError, match="'auto' or a positive int"):
+        preprocess_sped(s, binning="yes")
