@@ -232,7 +232,7 @@ def sped_phase_map(
         nav_mask_signal = hs.signals.BaseSignal(navigation_mask).T
     info["seconds_preprocessing"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
-    fitted = _nmf_input(signal, processed, binning)
+    fitted = _nmf_input(signal, processed, info["binning"])
     nmf_decomposition(
         fitted,
         n_components,
@@ -252,7 +252,26 @@ def sped_phase_map(
             fitted.metadata.get_item("Processing.nmf_decomposition"),
         )
     info["seconds_nmf"] = round(time.perf_counter() - started, 3)
+    if info["binning"] > 1:
+        _add_full_resolution(signal, processed, info)
     return _finish(processed, info, report, n_restarts, seed, show_progressbar)
+
+
+def _add_full_resolution(signal, processed, info):
+    """The phase patterns at the input's resolution for the maps of a binned fit
+    (one more pass), kept in ``info`` for :func:`~hyperspy_nanoml.diffraction.
+    calibration.phase_results`."""
+    from hyperspy_nanoml.diffraction.full_resolution import full_resolution_patterns
+
+    started = time.perf_counter()
+    patterns, passes = full_resolution_patterns(signal, processed.learning_results.loadings)
+    info["full_resolution_patterns"] = patterns
+    info["full_resolution_axes"] = [
+        {"name": a.name, "scale": a.scale, "offset": a.offset, "units": a.units}
+        for a in signal.axes_manager.signal_axes
+    ]
+    info["passes_over_data"] += passes
+    info["seconds_full_resolution"] = round(time.perf_counter() - started, 3)
 
 
 def _finish(processed, info, report, n_restarts, seed, show_progressbar):
