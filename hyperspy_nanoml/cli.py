@@ -69,14 +69,14 @@ def _add_local_fft_options(parser):
     )
 
 
-def _n_components(text):
+def _auto_or_int(text, option="--n-components"):
     if text == "auto":
         return "auto"
     try:
         return int(text)
     except ValueError:
         raise SystemExit(
-            f'nanoml: --n-components must be "auto" or an integer, got {text!r}'
+            f'nanoml: {option} must be "auto" or an integer, got {text!r}'
         ) from None
 
 
@@ -90,7 +90,7 @@ def run_local_fft(image, stem, args):
         step=args.step,
         taper=args.taper,
         scaling=args.scaling,
-        n_components=_n_components(args.n_components),
+        n_components=_auto_or_int(args.n_components),
         random_state=args.random_state,
         # one bar per image on a terminal, erased when done (the outcome line
         # follows it); none in logs and pipes
@@ -141,7 +141,7 @@ def cmd_local_fft(args):
 
     from hyperspy_nanoml.report.local_fft_outputs import unique_stems
 
-    _n_components(args.n_components)  # a bad value stops here, before any work
+    _auto_or_int(args.n_components)  # a bad value stops here, before any work
     if args.out is not None:
         _check_output_folder(args.out)
     failures = 0
@@ -348,7 +348,7 @@ def cmd_eds_quant(args):
         for i, s in enumerate(maps):
             result = bss_quantify(
                 s,
-                n_components=_n_components(args.n_components),
+                n_components=_auto_or_int(args.n_components),
                 standards=standards,
                 elements=elements,
                 random_state=args.random_state,
@@ -380,10 +380,11 @@ def cmd_sped(args):
             warnings.simplefilter("always", RuntimeWarning)
             result = sped_phase_map(
                 path,
-                _n_components(args.n_components),
+                _auto_or_int(args.n_components),
                 random_state=args.random_state,
                 report=f"{stem}_sped.pdf",
                 n_restarts=args.n_restarts,
+                binning=_auto_or_int(args.binning, "--binning"),
                 show_progressbar=True,
             )
         for w in caught:
@@ -417,7 +418,7 @@ def cmd_cafm_cluster(args):
     from hyperspy_nanoml.cafm.cluster import kmeans_cluster
     from hyperspy_nanoml.cafm.io import load
 
-    n_clusters = _n_components(args.n_clusters)
+    n_clusters = _auto_or_int(args.n_clusters, "--n-clusters")
     suffixes = ("_clusters.pdf", "_clusters_physics.csv", "_clusters_labels.csv")
 
     def one_file(path, folder):
@@ -488,6 +489,12 @@ def main(argv=None):
     sp.add_argument("files", nargs="+", help="SPED files (.zspy, .hspy, .blo, .mib)")
     sp.add_argument("--n-components", default="auto", help='"auto" (default) or an integer')
     sp.add_argument("--n-restarts", type=int, default=3, help="report restarts (3)")
+    sp.add_argument(
+        "--binning",
+        default="auto",
+        help='reciprocal binning: "auto" (default: sparse counts, < 0.25 e/px, binned) '
+        "or an integer factor",
+    )
     sp.add_argument("--random-state", type=int, default=0, help="seed (0)")
     sp.add_argument("--out", type=Path, help="output folder (default: next to each file)")
     sp.set_defaults(func=cmd_sped)

@@ -104,6 +104,15 @@ def test_cli_sped(tmp_path, capsys):
     assert main(["sped", str(path), "--n-components", "3", "--n-restarts", "1"]) == 0
     assert (tmp_path / "scan_2_sped.zspy").exists()
     assert main(["sped", str(tmp_path / "missing.zspy")]) == 1
+    # the binning can be given; patterns are written at the detector's resolution
+    assert main(["sped", str(path), "--n-components", "3", "--binning", "2"]) == 0
+    import hyperspy.api as hs
+
+    result = hs.load(tmp_path / "scan_3_sped.zspy")
+    assert result.metadata.Processing.sped_phase_map.binning == 2
+    assert hs.load(tmp_path / "scan_3_sped_patterns.hspy").data.shape[1:] == (32, 32)
+    with pytest.raises(SystemExit, match="--binning"):
+        main(["sped", str(path), "--binning", "two"])
 
 
 @pytest.fixture(scope="module")
