@@ -148,10 +148,14 @@ def sped_phase_map(
     signal
         The preprocessed signal (float32, lazy if the input is lazy) with
         ``learning_results`` filled: loadings = phase maps, factors = phase
-        patterns (NaN on the masked beam), ``learning_results.
+        patterns (NaN on the masked beam; binned when the fit was), ``learning_results.
         nmf_component_choice`` = the evidence for the number of components.
         ``metadata.Processing.sped_phase_map`` records every step (with the
-        seconds spent in preprocessing, NMF and report).
+        seconds spent in preprocessing, NMF and report; ``binning``,
+        ``binning_source``, ``binning_reason``; after a binned fit also the phase
+        patterns at the input's resolution, ``full_resolution_patterns``, one more
+        pass). :func:`~hyperspy_nanoml.diffraction.calibration.phase_results`
+        gives the calibrated patterns (full resolution) and maps.
 
     Examples
     --------
