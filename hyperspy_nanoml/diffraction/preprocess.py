@@ -40,8 +40,8 @@ __all__ = [
     "bin_reciprocal",
     "check_binning",
     "check_sped_options",
-    "choose_binning",
     "check_sped_signal",
+    "choose_binning",
     "direct_beam_mask",
     "find_direct_beam",
     "looks_like_counts",
@@ -575,7 +575,9 @@ def choose_binning(mean, counts):
     per_pixel = float(mean.mean())
     if not counts:
         return 1, "not counts (non-integer values): not binned"
-    largest = max(f for f in _AUTO_FACTORS if min(mean.shape) // f >= _MIN_BINNED_SIDE)
+    largest = max(
+        (f for f in _AUTO_FACTORS if min(mean.shape) // f >= _MIN_BINNED_SIDE), default=1
+    )
     factor = next(
         (
             f
@@ -665,7 +667,7 @@ def _store_vacuum(info, test):
 
 
 def beam_and_vacuum(
-    processed,
+    signal,
     mean,
     ring_sums,
     rings,
@@ -673,7 +675,6 @@ def beam_and_vacuum(
     *,
     mask_direct_beam=True,
     beam_radius=None,
-    binning=1,
     exclude_vacuum=False,
     vacuum_threshold=0.1,
     min_contrast=5.0,
@@ -686,8 +687,8 @@ def beam_and_vacuum(
 
     Parameters
     ----------
-    processed : signal
-        The (binned) signal the statistics describe (axes for calibration).
+    signal : signal
+        The (unbinned) signal the statistics describe (axes for calibration).
     mean : ndarray (pattern shape) or None
         The mean pattern (None when neither the beam nor the vacuum is wanted).
     ring_sums : ndarray (*navigation, rings.n_groups) or None
@@ -701,8 +702,8 @@ def beam_and_vacuum(
         ``vacuum_test``, ``vacuum_method``. With ``exclude_vacuum`` and no
         ``vacuum_mask`` set, the beam lies too far from the pattern centre for
         rings around it: the test needs its own pass (rings around the beam).
-    mask_direct_beam, beam_radius, binning, exclude_vacuum, vacuum_threshold, min_contrast
-        As in :func:`preprocess_sped`.
+    mask_direct_beam, beam_radius, exclude_vacuum, vacuum_threshold, min_contrast
+        As in :func:`preprocess_sped` (``beam_radius`` in pixels of ``signal``).
 
     Returns
     -------
@@ -711,15 +712,15 @@ def beam_and_vacuum(
     """
     if not (mask_direct_beam or exclude_vacuum):
         return None
-    shape = _signal_shape(processed)
+    shape = _signal_shape(signal)
     centre, radius, _ = _beam_from_mean(mean, min_contrast=min_contrast)
     if beam_radius is not None:
-        radius = float(beam_radius) / binning
+        radius = float(beam_radius)
         info["radius_source"] = "given"
     else:
         info["radius_source"] = "estimated"
-    signal_mask = direct_beam_mask(processed, centre, radius)
-    kx, ky = processed.axes_manager.signal_axes
+    signal_mask = direct_beam_mask(signal, centre, radius)
+    kx, ky = signal.axes_manager.signal_axes
     info.update(
         direct_beam_centre=(float(centre[0]), float(centre[1])),
         direct_beam_centre_calibrated=(

@@ -423,7 +423,6 @@ def _phase_map_one_read(
             info,
             mask_direct_beam=mask_direct_beam,
             beam_radius=beam_radius,
-            binning=1,
             exclude_vacuum=exclude_vacuum,
             vacuum_threshold=vacuum_threshold,
         )

@@ -329,6 +329,7 @@ def test_auto_binning_only_of_sparse_counts(eager):
     assert choose_binning(np.full((64, 64), 0.02), True)[0] == 4
     # never below 16 px per side; never for data that are not counts
     assert choose_binning(np.full((32, 32), 0.02), True)[0] == 2
+    assert choose_binning(np.full((12, 12), 0.02), True)[0] == 1
     assert choose_binning(np.full((64, 64), 0.02), False)[0] == 1
     # thinned to 0.4 % of the electrons (binomially: still Poisson counts), ~0.1 per px
     rng = np.random.default_rng(0)
