@@ -502,4 +502,29 @@ def _write_report(processed, report, n_restarts, seed, show_progressbar):
         random_state=0 if seed is None else int(seed),
         show_progressbar=show_progressbar,
     )
-    return save_verification_report(verification, report)
+    return save_verification_report(verification, report, notes=_report_notes(processed))
+
+
+def _report_notes(processed):
+    """What was done to the patterns before the fit, for the report's first page."""
+    record = processed.metadata.get_item("Processing.preprocess_sped")
+    if record is None:
+        return []
+    get = record.get_item
+    f = int(get("binning", 1))
+    notes = [
+        f"patterns binned {f} x {f} for the fit ({get('binning_reason', 'as given')}); "
+        "phase_results gives the patterns at full resolution"
+        if f > 1
+        else f"patterns not binned ({get('binning_reason', 'as given')})"
+    ]
+    if get("direct_beam_masked", False):
+        x, y = get("direct_beam_centre")
+        notes.append(
+            f"direct beam masked: radius {get('direct_beam_radius'):.3g} px "
+            f"({get('direct_beam_radius_calibrated'):.3g} {get('units')}) at "
+            f"({x:.2f}, {y:.2f}) px, {get('masked_pixels')} px of each pattern"
+        )
+    if record.has_item("vacuum_patterns"):
+        notes.append(f"vacuum patterns left out of the fit: {get('vacuum_patterns')}")
+    return notes

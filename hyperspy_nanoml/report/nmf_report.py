@@ -88,7 +88,7 @@ def _image_pages(arrays, label, cmap, axes_info=(), value_label="intensity (a.u.
     return fig
 
 
-def _report_figures(result):
+def _report_figures(result, notes=()):
     import matplotlib.pyplot as plt
 
     k = result.n_components
@@ -97,6 +97,7 @@ def _report_figures(result):
     fig.text(0.06, 0.96, "NMF verification report", fontsize=16, weight="bold", va="top")
     lines = [
         f"signal: {result.title or '(untitled)'}",
+        *notes,
         f"components: {k}",
         *result.error_lines(),
         "explained in the data's units (1 - ||X - WH||²/||X||², not scaled): "
@@ -195,7 +196,13 @@ def _report_figures(result):
 
 
 def save_verification_report(
-    signal_or_result, path, *, n_restarts: int = 5, random_state: int = 0, **kwargs
+    signal_or_result,
+    path,
+    *,
+    n_restarts: int = 5,
+    random_state: int = 0,
+    notes=(),
+    **kwargs,
 ) -> Path:
     """Write the verification as a PDF: numbers table, component-number evidence,
     factors, loading maps, stability bar chart and residual map.
@@ -209,6 +216,9 @@ def save_verification_report(
         Destination ``.pdf`` (written atomically).
     n_restarts, random_state, **kwargs
         Passed to :func:`verify_nmf` when a signal is given without a verification.
+    notes : sequence of str
+        Lines printed under the signal's name on the first page (what was done to
+        the data before the fit, e.g. binning and masks).
 
     Returns
     -------
@@ -226,6 +236,6 @@ def save_verification_report(
         )
     return write_pdf(
         path,
-        _report_figures(result),
+        _report_figures(result, notes),
         metadata={"Title": "NMF verification report", "Subject": result.title or "NMF"},
     )

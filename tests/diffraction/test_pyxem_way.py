@@ -131,6 +131,13 @@ def test_sparse_counts_binned_and_every_grain_found(sparse_grains, lazy):
     assert record.binning == 2 and record.binning_source == "auto"
     assert "sparse counts" in record.binning_reason
     assert record.vacuum_patterns == 0  # none dropped
+    # the report's first page says what was done before the fit
+    from hyperspy_nanoml.diffraction.workflow import _report_notes
+
+    notes = _report_notes(out)
+    assert notes[0].startswith("patterns binned 2 x 2") and "full resolution" in notes[0]
+    assert notes[1].startswith("direct beam masked") and "Å⁻¹" in notes[1]
+    assert notes[2] == "vacuum patterns left out of the fit: 0"
     assert record.n_components == truth.n_grains == 6
     patterns, maps = phase_results(out)
     ari = adjusted_rand_score(truth.labels.ravel(), _grain_map(maps).ravel())
