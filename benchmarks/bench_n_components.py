@@ -4,7 +4,7 @@
 ``nmf(X, "auto", normalize_poissonian_noise=True)`` chose until now, reproduced with
 ``noise="unknown"``); "after": the same scaled matrix with its scales, i.e. Poisson
 parallel analysis (what the engine runs now). Data: pyxem's simulated grains (direct
-beam masked, 6 distinct patterns), our SPED sets (2-4 phases), generated EDS spectrum
+beam masked, 6 distinct patterns; also binned as ``sped_phase_map`` fits sparse counts), our SPED sets (2-4 phases), generated EDS spectrum
 images (2-4 phases at ~2, ~20, ~300 counts per pixel) and the real Bruker maps in
 ``../shared/data/eds`` (truth unknown; the 50x50 map also thinned to ~2 and ~20
 counts per pixel, binomially, which keeps Poisson statistics).
@@ -84,6 +84,18 @@ def main():
                     C *= 2000.0 / C.sum(axis=1).mean()
                 label = f"pyxem grains rot{rs} {counts or 'noise-free'}"
                 _row(label, C, truth.n_grains)
+        # as sped_phase_map fits sparse counts: binned (choose_binning), beam and
+        # vacuum decided on the unbinned patterns
+        from hyperspy_nanoml.diffraction.preprocess import preprocess_sped
+
+        for rs in (1, 2):
+            for counts in (200.0, 500.0):
+                s, truth = pyxem_grains(counts, size=40, random_state=rs)
+                binned, mask, info = preprocess_sped(s, binning="auto")
+                C = np.asarray(binned.data, dtype=np.float32).reshape(1600, -1)
+                C[:, mask.ravel()] = 0
+                f = info["binning"]
+                _row(f"pyxem rot{rs} {counts:g} binned {f}x{f}", C, truth.n_grains)
     except ImportError:
         print("pyxem not installed: grains skipped")
     from hyperspy_nanoml.data.sped import make_sped_phases
