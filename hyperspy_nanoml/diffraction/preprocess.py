@@ -758,6 +758,7 @@ def preprocess_sped(
     vacuum_threshold=0.1,
     min_contrast=5.0,
     show_progressbar=None,
+    statistics=None,
 ):
     """Prepare a SPED/4D-STEM signal for NMF: bin, convert to float32, mask the beam.
 
@@ -795,6 +796,12 @@ def preprocess_sped(
     min_contrast : float
         Passed to :func:`find_direct_beam`.
     show_progressbar : bool, optional
+    statistics : (mean, ring_sums), optional
+        The mean pattern (float64) and, with ``exclude_vacuum``, the
+        :func:`~hyperspy_nanoml.diffraction.vacuum.ring_sector_sums` (navigation
+        shape x groups, ``RingSectors.around`` the pattern centre) of the
+        unbinned patterns from a pass already made (``sped_phase_map``: the
+        NMF's first): used instead of a pass of its own.
 
     Returns
     -------
@@ -827,6 +834,8 @@ def preprocess_sped(
     # inside it): the beam and the vacuum are decided at full resolution, so a
     # binned mask covers every binned pixel the beam touches
     mean = outer = rings = None  # outer: ring x sector sums around the pattern centre
+    if statistics is not None:
+        mean, outer = statistics
     if exclude_vacuum:  # the vacuum test needs the beam: found in the same pass
         from hyperspy_nanoml.diffraction.vacuum import (
             RingSectors,
@@ -834,11 +843,12 @@ def preprocess_sped(
         )
 
         rings = RingSectors.around(shape)
-        mean, outer = mean_and_ring_sector_sums(
-            signal.data, rings, show_progressbar=show_progressbar
-        )
-        info["passes_over_data"] += 1
-    elif mask_direct_beam or binning == "auto":
+        if mean is None or outer is None:
+            mean, outer = mean_and_ring_sector_sums(
+                signal.data, rings, show_progressbar=show_progressbar
+            )
+            info["passes_over_data"] += 1
+    elif (mask_direct_beam or binning == "auto") and mean is None:
         mean, _ = _mean_and_outer(signal, None, show_progressbar)
         info["passes_over_data"] += 1
     signal_mask = beam_and_vacuum(

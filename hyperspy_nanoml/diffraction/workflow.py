@@ -91,8 +91,9 @@ def sped_phase_map(
        (:class:`~hyperspy_nanoml.learn.nmf.FirstPassMasks`), so the whole call
        reads the data as often as the NMF alone (4 times by default). If the
        beam lies too far from the pattern centre for that test, or the counts
-       are sparse enough to bin, the pass is repeated the other way (one more
-       read);
+       are sparse enough to bin, that pass's statistics serve the preprocessing
+       and the NMF starts again (one more read; the off-centre vacuum test
+       takes one more);
     3. the vacuum patterns are excluded from the fit (their loadings are NaN,
        as for any HyperSpy navigation mask);
     4. :func:`~hyperspy_nanoml.learn.decomposition.nmf_decomposition` with the
@@ -183,34 +184,36 @@ def sped_phase_map(
     if max_components is not None:
         max_components = check_positive_int(max_components, "max_components")
     signal = _load(data, lazy)
-    wasted_passes = 0
+    wasted_passes, statistics = 0, None
     if _beam_and_vacuum_in_nmf(
         signal, binning, mask_direct_beam, exclude_vacuum, nmf_kwargs
     ):
         # lazy data: the beam and the vacuum are decided from the NMF's own first
         # pass (no pass of their own); the old path below when that cannot be done
-        result = _phase_map_one_read(
-            data,
-            signal,
-            n_components,
-            binning=binning,
-            mask_direct_beam=mask_direct_beam,
-            beam_radius=beam_radius,
-            exclude_vacuum=exclude_vacuum,
-            vacuum_threshold=vacuum_threshold,
-            normalize_poissonian_noise=normalize_poissonian_noise,
-            seed=seed if seed is not None else random_state,
-            max_components=max_components,
-            show_progressbar=show_progressbar,
-            print_info=print_info,
-            nmf_kwargs=nmf_kwargs,
-        )
-        if result is not None:
-            processed, info = result
+        try:
+            processed, info = _phase_map_one_read(
+                data,
+                signal,
+                n_components,
+                binning=binning,
+                mask_direct_beam=mask_direct_beam,
+                beam_radius=beam_radius,
+                exclude_vacuum=exclude_vacuum,
+                vacuum_threshold=vacuum_threshold,
+                normalize_poissonian_noise=normalize_poissonian_noise,
+                seed=seed if seed is not None else random_state,
+                max_components=max_components,
+                show_progressbar=show_progressbar,
+                print_info=print_info,
+                nmf_kwargs=nmf_kwargs,
+            )
+        except _OwnPassNeeded as stop:
+            # the NMF's first pass, stopped (the beam off centre, or counts sparse
+            # enough to bin): its statistics serve the preprocessing below
+            statistics = stop.statistics
+            wasted_passes = 1
+        else:
             return _finish(processed, info, report, n_restarts, seed, show_progressbar)
-        # the NMF's first pass, stopped: the beam is off centre, or the counts are
-        # sparse enough to bin (binning="auto")
-        wasted_passes = 1
     started = time.perf_counter()
     processed, signal_mask, info = preprocess_sped(
         signal,
@@ -220,6 +223,7 @@ def sped_phase_map(
         exclude_vacuum=exclude_vacuum,
         vacuum_threshold=vacuum_threshold,
         show_progressbar=show_progressbar,
+        statistics=statistics,
     )
     info["source"] = str(data) if isinstance(data, (str, Path)) else "signal"
     info["passes_over_data"] += wasted_passes
@@ -321,7 +325,13 @@ def _finish(processed, info, report, n_restarts, seed, show_progressbar):
 
 class _OwnPassNeeded(Exception):
     """The NMF's first pass cannot decide alone: the vacuum test cannot use rings
-    around the pattern centre (beam off centre), or the counts are to be binned."""
+    around the pattern centre (beam off centre), or the counts are to be binned.
+    ``statistics`` = ``(mean pattern, ring sums or None)`` of that pass, for
+    :func:`~hyperspy_nanoml.diffraction.preprocess.preprocess_sped`."""
+
+    def __init__(self, statistics):
+        super().__init__("the NMF's first pass cannot decide the masks alone")
+        self.statistics = statistics
 
 
 def _beam_and_vacuum_in_nmf(signal, binning, mask_direct_beam, exclude_vacuum, nmf_kwargs):
@@ -363,10 +373,11 @@ def _phase_map_one_read(
     preprocess.beam_and_vacuum`); the NMF's second pass then reads only the
     kept patterns with the beam masked and gathers its exact statistics
     (:class:`~hyperspy_nanoml.learn.nmf.FirstPassMasks`). Returns
-    ``(processed, info)``, or None when the beam lies too far from the centre
-    for those rings or, with ``binning="auto"``, the mean pattern says the counts
-    are sparse enough to bin (:func:`~hyperspy_nanoml.diffraction.preprocess.
-    choose_binning`): the caller then takes the path with a pass of its own.
+    ``(processed, info)``; raises :class:`_OwnPassNeeded` with the pass's
+    statistics when the beam lies too far from the centre for those rings or,
+    with ``binning="auto"``, the mean pattern says the counts are sparse enough
+    to bin (:func:`~hyperspy_nanoml.diffraction.preprocess.choose_binning`): the
+    caller then takes the preprocessing path, with those statistics.
     """
     from hyperspy_nanoml.diffraction.preprocess import (
         as_float32,
@@ -409,12 +420,12 @@ def _phase_map_one_read(
 
     def decide(column_sums, statistics):
         mean = (np.asarray(column_sums, dtype=np.float64) / n_rows).reshape(shape)
+        sums = statistics.reshape(nav_shape + statistics.shape[1:]) if rings else None
         if binning == "auto":
             factor, info["binning_reason"] = choose_binning(mean, counts)
             if factor > 1:
-                raise _OwnPassNeeded
+                raise _OwnPassNeeded((mean, sums))
             info["binning_source"] = "auto"
-        sums = statistics.reshape(nav_shape + statistics.shape[1:]) if rings else None
         signal_mask = beam_and_vacuum(
             processed,
             mean,
@@ -427,7 +438,7 @@ def _phase_map_one_read(
             vacuum_threshold=vacuum_threshold,
         )
         if exclude_vacuum and "vacuum_mask" not in info:
-            raise _OwnPassNeeded
+            raise _OwnPassNeeded((mean, sums))
         vacuum = info.get("vacuum_mask")
         if vacuum is not None and vacuum.all():
             raise ValueError("every pattern looks like vacuum; lower vacuum_threshold")
@@ -437,20 +448,17 @@ def _phase_map_one_read(
         )
 
     fitted = _nmf_input(signal, processed, 1)
-    try:
-        nmf_decomposition(
-            fitted,
-            n_components,
-            normalize_poissonian_noise=normalize_poissonian_noise,
-            random_state=seed,
-            max_components=max_components,
-            show_progressbar=show_progressbar,
-            print_info=print_info,
-            masks_from_first_pass=FirstPassMasks(row_statistics, decide),
-            **nmf_kwargs,
-        )
-    except _OwnPassNeeded:
-        return None
+    nmf_decomposition(
+        fitted,
+        n_components,
+        normalize_poissonian_noise=normalize_poissonian_noise,
+        random_state=seed,
+        max_components=max_components,
+        show_progressbar=show_progressbar,
+        print_info=print_info,
+        masks_from_first_pass=FirstPassMasks(row_statistics, decide),
+        **nmf_kwargs,
+    )
     if fitted is not processed:
         processed.learning_results = fitted.learning_results  # same object
         processed.metadata.set_item(

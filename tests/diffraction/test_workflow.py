@@ -197,8 +197,9 @@ def test_lazy_nmf_reads_only_for_its_own_passes(phases):
 
 def test_lazy_wide_beam_mask_falls_back_and_counts_every_read(phases):
     """A beam mask reaching beyond the central disk: the vacuum test cannot use the
-    rings of the NMF's first pass; the call falls back to the preprocessing pass and
-    the test's own pass, and every read (the stopped first pass too) is counted."""
+    rings of the NMF's first pass; the call falls back to the preprocessing path
+    (the stopped pass's mean pattern gives the beam) and the test's own pass, and
+    every read (the stopped first pass too) is counted."""
     import dask.array as da
     import hyperspy.api as hs
 
@@ -210,10 +211,11 @@ def test_lazy_wide_beam_mask_falls_back_and_counts_every_read(phases):
     out = sped_phase_map(lazy, 3, beam_radius=14.0, random_state=0)
     record = out.metadata.Processing.sped_phase_map
     nmf_record = out.metadata.Processing.nmf_decomposition
-    assert record.passes_over_data == nmf_record.passes_over_data + 3  # + stopped
-    # pass, beam, vacuum; the NMF reads the small data once and holds them
+    assert record.passes_over_data == nmf_record.passes_over_data + 2  # + stopped
+    # pass (its statistics give the beam), vacuum; the NMF reads the small data once
+    # and holds them
     assert nmf_record.reads_of_data == 1
-    assert counting.rows_read == (3 + nmf_record.reads_of_data) * 48
+    assert counting.rows_read == (2 + nmf_record.reads_of_data) * 48
     assert "own pass" in record.vacuum_method
     eager = sped_phase_map(s, 3, beam_radius=14.0, random_state=0)
     np.testing.assert_array_equal(
