@@ -574,7 +574,7 @@ def poisson_parallel_analysis(
             M += independence
             np.maximum(M, 0.0, out=M)
             _restore_margins(M, a, b)
-        e1, noise_total = _simulated_floor(M, np.random.default_rng(seed), n_draws, rng)
+        e1, noise_total = _simulated_floor(M, seed, n_draws)
         # the data's residual lost the noise its rank-(q + 1) fit (independence + q
         # components) absorbed, (q + 1)(n + m - q - 1) of its n m degrees of
         # freedom; the simulated noise, taken about its true means, lost none
@@ -628,21 +628,31 @@ def _restore_margins(M, a, b, n_iter=3):
     return M
 
 
-def _simulated_floor(M, gen, n_draws, rng):
+def _simulated_floor(M, seed, n_draws):
     """Largest eigenvalue and total inertia of ``n_draws`` simulated residuals:
-    Poisson counts of means ``M``, minus ``M``, scaled by their own margins."""
-    e1 = np.empty(n_draws)
-    energy = np.empty(n_draws)
-    for j in range(n_draws):
+    Poisson counts of means ``M``, minus ``M``, scaled by their own margins.
+
+    Draw ``j`` has its own generator (seeded ``[seed, j]``: the same draws every
+    round and every run), so the draws run in parallel threads (numpy's generators
+    and BLAS on one thread each release the GIL): 0.7 of 1.0 s on 2 cores for
+    8192 SPED patterns, where they ran one after the other."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(j):
+        gen = np.random.default_rng([seed, j])
         N = _poisson_float32(M, gen).reshape(M.shape)
         ay = N.sum(axis=1, dtype=np.float64)
         by = N.sum(axis=0, dtype=np.float64)
         N -= M
         N *= inverse_root_sums(ay, np.float32)[:, None]
         N *= inverse_root_sums(by, np.float32)[None, :]
-        energy[j] = float(np.einsum("ij,ij->", N, N, dtype=np.float64))
-        e1[j] = _top_eigenvalue(N, rng)
-    return e1, energy
+        energy = float(np.einsum("ij,ij->", N, N, dtype=np.float64))
+        return _top_eigenvalue(N, gen), energy
+
+    with ThreadPoolExecutor(max(1, min(n_draws, os.cpu_count() or 1))) as pool:
+        draws = list(pool.map(one, range(n_draws)))
+    return np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
 
 
 def _check_shape(X):
