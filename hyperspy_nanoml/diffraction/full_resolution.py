@@ -32,23 +32,6 @@ def _kernel_wtx(block, start, prep, W):
     return None, (B,)
 
 
-def _hals_rows(G, B, n_iter=500, tol=1e-7):
-    """``argmin_{H >= 0} ||X - W H||`` from ``G = WᵀW`` and ``B = WᵀX`` (HALS)."""
-    k = G.shape[0]
-    H = np.maximum(np.linalg.lstsq(G, B, rcond=None)[0], 0.0)
-    diag = np.maximum(np.diag(G), 1e-300)
-    for _ in range(n_iter):
-        change = 0.0
-        for j in range(k):
-            step = (B[j] - G[j] @ H) / diag[j]
-            new = np.maximum(H[j] + step, 0.0)
-            change += float(np.sum((new - H[j]) ** 2))
-            H[j] = new
-        if change <= tol**2 * max(float(np.sum(H * H)), 1e-300):
-            break
-    return H
-
-
 def full_resolution_patterns(signal, loadings):
     """The unbinned phase patterns that go with the maps of a binned NMF.
 
@@ -80,6 +63,7 @@ def full_resolution_patterns(signal, loadings):
     True
     """
     from hyperspy_nanoml.learn.blocks import BlockPrep, RowBlocks, one_blas_thread
+    from hyperspy_nanoml.learn.nmf import hals_sweeps
     from hyperspy_nanoml.learn.signal_matrix import unfold_data
 
     X, nav_shape, sig_shape = unfold_data(signal)
@@ -97,5 +81,7 @@ def full_resolution_patterns(signal, loadings):
     blocks = RowBlocks(X)
     _, (B,) = blocks.run(_kernel_wtx, prep, W.astype(np.float32))
     with one_blas_thread():
-        H = _hals_rows(W.T @ W, B)
+        G = W.T @ W
+        H = np.maximum(np.linalg.lstsq(G, B, rcond=None)[0], 0.0)
+        hals_sweeps(H, B, G, 500, delta=1e-6)
     return H.astype(np.float32).reshape((W.shape[1],) + tuple(sig_shape)), blocks.passes
