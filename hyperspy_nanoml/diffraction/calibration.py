@@ -61,10 +61,7 @@ def phase_results(result, *, normalize: bool = True, full_resolution: bool = Tru
     nav_shape = tuple(int(n) for n in reversed(am.navigation_shape))
     pattern_data = (factors * scale).T.reshape((k,) + sig_shape)
     map_data = (loadings / scale).T.reshape((k,) + nav_shape)
-    signal_axes = [
-        {"name": a.name, "scale": a.scale, "offset": a.offset, "units": a.units}
-        for a in am.signal_axes
-    ]
+    signal_axes = axes_calibration(am.signal_axes)
     record = result.metadata.get_item("Processing.sped_phase_map")
     if (
         full_resolution
@@ -84,13 +81,7 @@ def phase_results(result, *, normalize: bool = True, full_resolution: bool = Tru
     maps = (hs.signals.Signal2D if len(nav_shape) == 2 else hs.signals.Signal1D)(
         map_data.astype(np.float32)
     )
-    _copy_axes(
-        [
-            {"name": a.name, "scale": a.scale, "offset": a.offset, "units": a.units}
-            for a in am.navigation_axes
-        ],
-        maps.axes_manager.signal_axes,
-    )
+    _copy_axes(axes_calibration(am.navigation_axes), maps.axes_manager.signal_axes)
     for s, what in ((patterns, "pattern"), (maps, "map")):
         axis = s.axes_manager.navigation_axes[0]
         axis.name, axis.units = "phase", ""
@@ -111,6 +102,15 @@ def _full_resolution(record, binned, scale):
     rows, cols = masked.shape
     full[:, :rows, :cols][:, masked] = np.nan
     return full
+
+
+def axes_calibration(axes):
+    """``name``, ``scale``, ``offset``, ``units`` of each axis, as plain dicts (storable
+    in metadata, e.g. with the full-resolution patterns of ``sped_phase_map``)."""
+    return [
+        {"name": a.name, "scale": a.scale, "offset": a.offset, "units": a.units}
+        for a in axes
+    ]
 
 
 def _copy_axes(source, target):

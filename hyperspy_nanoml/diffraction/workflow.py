@@ -269,15 +269,13 @@ def _add_full_resolution(signal, processed, info):
     """The phase patterns at the input's resolution for the maps of a binned fit
     (one more pass), kept in ``info`` for :func:`~hyperspy_nanoml.diffraction.
     calibration.phase_results`."""
+    from hyperspy_nanoml.diffraction.calibration import axes_calibration
     from hyperspy_nanoml.diffraction.full_resolution import full_resolution_patterns
 
     started = time.perf_counter()
     patterns, passes = full_resolution_patterns(signal, processed.learning_results.loadings)
     info["full_resolution_patterns"] = patterns
-    info["full_resolution_axes"] = [
-        {"name": a.name, "scale": a.scale, "offset": a.offset, "units": a.units}
-        for a in signal.axes_manager.signal_axes
-    ]
+    info["full_resolution_axes"] = axes_calibration(signal.axes_manager.signal_axes)
     info["passes_over_data"] += passes
     info["seconds_full_resolution"] = round(time.perf_counter() - started, 3)
 
