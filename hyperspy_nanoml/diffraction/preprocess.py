@@ -490,11 +490,8 @@ def bin_reciprocal(signal, factor):
     if not isinstance(factor, (int, np.integer)) or factor < 1:
         raise ValueError(f"the binning factor must be a positive int, got {factor!r}")
     factor = int(factor)
+    _check_fits(signal, factor)
     rows, cols = _signal_shape(signal)
-    if factor > min(rows, cols):
-        raise ValueError(
-            f"binning factor {factor} is larger than the patterns ({rows} x {cols} px)"
-        )
     if factor == 1:
         return as_float32(signal)
     keep_cols, keep_rows = cols - cols % factor, rows - rows % factor
@@ -519,10 +516,14 @@ def check_binning(signal, binning):
         or binning < 1
     ):
         raise ValueError(f"binning must be 'auto' or a positive int, got {binning!r}")
+    _check_fits(signal, binning)
+
+
+def _check_fits(signal, factor):
     rows, cols = _signal_shape(signal)
-    if binning > min(rows, cols):
+    if factor > min(rows, cols):
         raise ValueError(
-            f"binning factor {binning} is larger than the patterns ({rows} x {cols} px)"
+            f"binning factor {factor} is larger than the patterns ({rows} x {cols} px)"
         )
 
 
