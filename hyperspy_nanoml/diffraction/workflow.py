@@ -184,7 +184,7 @@ def sped_phase_map(
     if max_components is not None:
         max_components = check_positive_int(max_components, "max_components")
     signal = _load(data, lazy)
-    wasted_passes, statistics = 0, None
+    stopped_passes, statistics = 0, None
     if _beam_and_vacuum_in_nmf(
         signal, binning, mask_direct_beam, exclude_vacuum, nmf_kwargs
     ):
@@ -211,7 +211,7 @@ def sped_phase_map(
             # the NMF's first pass, stopped (the beam off centre, or counts sparse
             # enough to bin): its statistics serve the preprocessing below
             statistics = stop.statistics
-            wasted_passes = 1
+            stopped_passes = 1
         else:
             return _finish(processed, info, report, n_restarts, seed, show_progressbar)
     started = time.perf_counter()
@@ -226,7 +226,7 @@ def sped_phase_map(
         statistics=statistics,
     )
     info["source"] = str(data) if isinstance(data, (str, Path)) else "signal"
-    info["passes_over_data"] += wasted_passes
+    info["passes_over_data"] += stopped_passes
     navigation_mask = info.pop("vacuum_mask", None)
     if navigation_mask is not None:
         if navigation_mask.all():
